@@ -1,0 +1,27 @@
+# Rung's images. `server` (the default target): applies the migrations, then serves.
+# `worker`: the client with Keras and a CPU build of PyTorch, running `rung worker`.
+FROM python:3.11-slim AS base
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN useradd --create-home --uid 10001 rung
+WORKDIR /app
+
+FROM base AS worker
+COPY client ./client
+RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
+ && pip install "./client[keras]" scikit-learn
+USER rung
+ENV KERAS_BACKEND=torch
+CMD ["rung", "worker", "--help"]
+
+FROM base AS server
+COPY pyproject.toml README.md ./
+COPY client ./client
+COPY service ./service
+COPY migrations ./migrations
+RUN pip install . && mkdir -p /data && chown rung /data
+USER rung
+ENV RUNG_HOST=0.0.0.0 RUNG_PORT=8000 RUNG_DATA_DIR=/data
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["python", "-c", "import os, sys, urllib.request; sys.exit(urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"RUNG_PORT\"]}/readyz', timeout=2).status != 200)"]
+CMD ["sh", "-c", "rung db upgrade && exec rung serve"]

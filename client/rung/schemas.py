@@ -1,0 +1,302 @@
+"""The wire schemas of Rung's HTTP API (v1): defined once, here; the server imports them.
+
+Field names follow Keras Tuner's vocabulary (`max_epochs`, `factor`, `bracket`, `round`,
+`epochs`, `initial_epoch`) and the contract in design.md.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
+
+from .space import SearchSpace, SpaceError, from_dict
+
+MAX_NAME = 200
+Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
+Number = StrictInt | StrictFloat
+
+
+def _printable(value: str) -> str:
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME), AfterValidator(_printable)]
+WorkerId = Annotated[str, Field(min_length=1, max_length=MAX_NAME), AfterValidator(_printable)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+Metrics = Annotated[dict[Name, FiniteFloat], Field(max_length=1000)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# -- search space -------------------------------------------------------------------------
+class ConditionSpec(_Model):
+    parent_name: Name
+    parent_values: Annotated[list[Scalar], Field(min_length=1, max_length=1000)]
+
+
+class _HyperParameterSpec(_Model):
+    name: Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_printable)]
+    conditions: Annotated[list[ConditionSpec], Field(max_length=32)] = []
+
+
+class IntSpec(_HyperParameterSpec):
+    type: Literal["int"]
+    min_value: Number
+    max_value: Number
+    step: Number | None = None
+    sampling: Literal["linear", "log", "reverse_log"] = "linear"
+    default: Number | None = None
+
+
+class FloatSpec(_HyperParameterSpec):
+    type: Literal["float"]
+    min_value: Number
+    max_value: Number
+    step: Number | None = None
+    sampling: Literal["linear", "log", "reverse_log"] = "linear"
+    default: Number | None = None
+
+
+class ChoiceSpec(_HyperParameterSpec):
+    type: Literal["choice"]
+    values: Annotated[list[Scalar], Field(min_length=1, max_length=10_000)]
+    ordered: bool | None = None
+    default: Scalar | None = None
+
+
+class BooleanSpec(_HyperParameterSpec):
+    type: Literal["boolean"]
+    default: StrictBool = False
+
+
+class FixedSpec(_HyperParameterSpec):
+    type: Literal["fixed"]
+    value: Scalar
+
+
+HyperParameterSpec = Annotated[
+    IntSpec | FloatSpec | ChoiceSpec | BooleanSpec | FixedSpec, Field(discriminator="type")
+]
+HyperParameterList = Annotated[list[HyperParameterSpec], Field(max_length=1000)]
+
+
+def to_space(specs: list[Any]) -> SearchSpace:
+    """The search space the specs describe; SpaceError names the hyperparameter and rule."""
+    return SearchSpace.from_dicts(
+        spec.model_dump(exclude_none=True) if isinstance(spec, BaseModel) else spec
+        for spec in specs
+    )
+
+
+# -- studies ----------------------------------------------------------------------------
+class ObjectiveSpec(_Model):
+    name: Name
+    direction: Literal["min", "max"] | None = None
+
+
+ObjectiveInput = Name | ObjectiveSpec | Annotated[list[Name | ObjectiveSpec], Field(max_length=32)]
+
+
+class StudySettings(_Model):
+    """Everything that defines a study; creating it twice with equal settings is a no-op."""
+
+    hyperparameters: HyperParameterList = []
+    objective: ObjectiveInput
+    max_epochs: Annotated[int, Field(ge=1, le=1_000_000)] = 100
+    factor: Annotated[int, Field(ge=2, le=1000)] = 3
+    hyperband_iterations: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
+        1, description="how many times to run all brackets; null runs them without end"
+    )
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = Field(
+        None, description="sampler seed; null picks one at random (it is then reported)"
+    )
+    max_retries_per_trial: Annotated[int, Field(ge=0, le=100)] = 0
+    max_consecutive_failed_trials: Annotated[int, Field(ge=1, le=1_000_000)] = 3
+    lease_seconds: Annotated[float, Field(gt=0, le=7 * 86400, allow_inf_nan=False)] = 120.0
+    max_lost_leases_per_trial: Annotated[int, Field(ge=0, le=1000)] = Field(
+        3, description="how often a trial may lose its lease (a vanished worker) before it fails"
+    )
+    max_collisions: Annotated[int, Field(ge=0, le=100_000)] = Field(
+        20, description="duplicate samples in a row before the sampler gives up"
+    )
+    tune_new_entries: bool = True
+    allow_new_entries: bool = True
+    keep_best_checkpoints: Annotated[int, Field(ge=0, le=1000)] = Field(
+        1, description="checkpoints of the best trials kept after they can no longer be promoted"
+    )
+
+    @model_validator(mode="after")
+    def _valid_space(self) -> StudySettings:
+        try:
+            to_space(self.hyperparameters)
+        except SpaceError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+class StudyCreate(StudySettings):
+    name: Name
+
+
+class RoundProgress(_Out):
+    round: int
+    size: int
+    created: int
+    completed: int
+    epochs: int
+
+
+class BracketProgress(_Out):
+    iteration: int
+    bracket: int
+    open: bool
+    rounds: list[RoundProgress]
+
+
+class EpochMetrics(_Out):
+    epoch: int
+    metrics: dict[str, float]
+
+
+TrialStatus = Literal["pending", "running", "completed", "failed"]
+
+
+class Trial(_Out):
+    id: str
+    study_id: str
+    status: TrialStatus
+    hyperparameters: dict[str, Any]
+    epochs: int
+    initial_epoch: int
+    parent_trial_id: str | None
+    iteration: int
+    bracket: int
+    round: int
+    worker_id: str | None = None
+    lease_expires_at: datetime | None = None
+    score: float | None = None
+    best_epoch: int | None = None
+    metrics: dict[str, float] | None = None
+    error: str | None = None
+    runs: int = 0
+    failed_runs: int = 0
+    lost_leases: int = 0
+    created_at: datetime
+    finished_at: datetime | None = None
+    history: list[EpochMetrics] | None = None
+
+
+class TrialCounts(_Out):
+    pending: int = 0
+    running: int = 0
+    completed: int = 0
+    failed: int = 0
+
+
+class Progress(_Out):
+    trials: TrialCounts
+    brackets: list[BracketProgress]
+    best_trial: Trial | None
+
+
+StudyStatus = Literal["running", "done", "failed"]
+
+
+class Study(_Out):
+    id: str
+    name: str
+    status: StudyStatus
+    reason: str | None
+    created_at: datetime
+    settings: dict[str, Any] = Field(description="the settings the study was created with")
+    hyperparameters: list[dict[str, Any]] = Field(
+        description="the search space now (it grows with new entries when tuned)"
+    )
+    objective: dict[str, Any] | list[dict[str, Any]] = Field(
+        description="the objective with its direction resolved"
+    )
+    seed: int
+    progress: Progress | None = Field(None, description="present on GET of one study")
+
+
+# -- ask / report / heartbeat / tell ---------------------------------------------------------
+class AskRequest(_Model):
+    worker_id: WorkerId
+
+
+class AskResponse(_Out):
+    status: Literal["run", "wait", "done"]
+    trial: Trial | None = None
+    retry_after_s: float | None = None
+    reason: str | None = None
+
+
+class ReportRequest(_Model):
+    epoch: Annotated[int, Field(ge=0, description="Keras's 0-based epoch index")]
+    metrics: Metrics
+    worker_id: WorkerId | None = None
+
+
+class HeartbeatRequest(_Model):
+    worker_id: WorkerId
+
+
+class TellRequest(_Model):
+    status: Literal["completed", "failed"] = "completed"
+    metrics: Metrics | None = None
+    error: Annotated[str, Field(max_length=10_000)] | None = None
+    worker_id: WorkerId | None = None
+    hyperparameters: HyperParameterList | None = Field(
+        None, description="hyperparameters first seen while building this trial's model"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TellRequest:
+        if self.status == "failed" and self.metrics:
+            raise ValueError("a failed trial carries an error, not metrics")
+        for spec in self.hyperparameters or ():
+            try:
+                from_dict(spec.model_dump(exclude_none=True))
+            except SpaceError as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
+
+# -- lists and errors --------------------------------------------------------------------------
+T = TypeVar("T")
+
+
+class Page(_Out, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+class ErrorDetail(_Out):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(_Out):
+    error: ErrorDetail

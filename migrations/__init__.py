@@ -1,0 +1,1 @@
+"""Alembic revisions of Rung's schema (installed as the package `service.migrations`)."""

@@ -1,0 +1,33 @@
+"""Request-scoped helpers shared by the routers."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from service.errors import Invalid, NotFound
+from service.usecases.context import Context
+
+
+def context(request: Request) -> Context:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+def study_key(study_id: str) -> int:
+    """Ids are opaque strings to clients; one that could never exist is simply not found."""
+    if not study_id.isdigit() or len(study_id) > 18:
+        raise NotFound(f"study {study_id!r} not found")
+    return int(study_id)
+
+
+def trial_key(study_id: str, trial_id: str) -> int:
+    if not trial_id.isdigit() or len(trial_id) > 9:
+        raise NotFound(f"study {study_id!r} has no trial {trial_id!r}")
+    return int(trial_id)
+
+
+def cursor_key(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    if not cursor.isdigit() or len(cursor) > 18:
+        raise Invalid(f"cursor: {cursor!r} is not a cursor this API returned")
+    return int(cursor)

@@ -1,0 +1,55 @@
+"""The FastAPI application, built by `create_app(settings)`; nothing happens at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.api import errors, health, studies, trials
+from service.api.limits import BodySizeLimit
+from service.db import migrate
+from service.db.session import Database
+from service.errors import SchemaOutdated
+from service.settings import Settings
+from service.usecases.context import Context
+
+log = logging.getLogger("rung")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.resolved_database_url(), pool_size=settings.db_pool_size)
+        status = migrate.schema_status(db.engine)
+        if not status.up_to_date:
+            db.dispose()
+            raise SchemaOutdated(status.message())
+        app.state.ctx = Context(db=db, wait_seconds=settings.wait_seconds)
+        log.info("Rung is serving %s (%s)", _safe_url(db), status.message())
+        try:
+            yield
+        finally:
+            db.dispose()
+
+    app = FastAPI(
+        title="Rung",
+        version="1",
+        summary="Keras Tuner's Hyperband as a service: ask for a trial, tell its result.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    errors.install(app)
+    app.include_router(studies.router)
+    app.include_router(trials.router)
+    app.include_router(health.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def _safe_url(db: Database) -> str:
+    return db.engine.url.render_as_string(hide_password=True)

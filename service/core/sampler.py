@@ -1,0 +1,65 @@
+"""Seeded random sampling of configurations, as Keras Tuner's `Oracle._random_values`.
+
+For each hyperparameter active given the values drawn so far, the probability is
+`random.Random(seed_state).random()` and `seed_state` then grows by one (also for draws
+that end as duplicates), so the same seed and space give Keras Tuner's sequence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rung.space import SearchSpace
+
+
+def values_hash(values: Mapping[str, Any]) -> str:
+    """Keras Tuner's configuration hash: sha256 of the sorted `name=value` pairs."""
+    text = "".join(f"{key}={values[key]}" for key in sorted(values))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def sample_values(space: SearchSpace, seed_state: int) -> tuple[dict[str, Any], int]:
+    """One draw: the active values and the seed state after it."""
+    values: dict[str, Any] = {}
+    for hp in space:
+        if hp.is_active(values):
+            values[hp.name] = hp.prob_to_value(random.Random(seed_state).random())
+            seed_state += 1
+    return values, seed_state
+
+
+@dataclass(frozen=True)
+class Sampled:
+    values: dict[str, Any]
+    values_hash: str
+    seed_state: int
+
+
+@dataclass(frozen=True)
+class Exhausted:
+    """More than `max_collisions` draws in a row were configurations tried before."""
+
+    seed_state: int
+
+
+def sample_new(
+    space: SearchSpace,
+    seed_state: int,
+    *,
+    is_tried: Callable[[str], bool],
+    max_collisions: int,
+) -> Sampled | Exhausted:
+    """Draw until a configuration not tried before in the study comes up."""
+    collisions = 0
+    while True:
+        values, seed_state = sample_values(space, seed_state)
+        digest = values_hash(values)
+        if not is_tried(digest):
+            return Sampled(values, digest, seed_state)
+        collisions += 1
+        if collisions > max_collisions:
+            return Exhausted(seed_state)

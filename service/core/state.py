@@ -1,0 +1,83 @@
+"""What the scheduler reads: a study's settings and a compact, read-only view of its state.
+
+The view holds only what one decision needs: the open brackets' counters and three
+indexed look-ups. Its size does not grow with the study's history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Protocol
+
+from rung.space import SearchSpace
+
+from .objective import Objective
+from .schedule import Schedule
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A study's settings, as the scheduler needs them."""
+
+    schedule: Schedule
+    objective: Objective
+    space: SearchSpace
+    max_retries_per_trial: int = 0
+    max_consecutive_failed_trials: int = 3
+    max_lost_leases_per_trial: int = 3
+    max_collisions: int = 20
+    tune_new_entries: bool = True
+    allow_new_entries: bool = True
+
+
+@dataclass(frozen=True)
+class BracketState:
+    """One open bracket. `created`/`completed` count trials per round; `active` counts its
+    trials that are running or waiting to be offered again."""
+
+    key: Hashable
+    iteration: int
+    bracket: int
+    sizes: tuple[int, ...]
+    created: tuple[int, ...]
+    completed: tuple[int, ...]
+    active: int = 0
+
+    def promotable(self, round: int) -> int:
+        """Completed trials of `round - 1` not yet promoted into `round`."""
+        return self.completed[round - 1] - self.created[round]
+
+    def is_complete(self) -> bool:
+        """Keras Tuner's rule: the last round has all its trials created."""
+        return self.created[-1] >= self.sizes[-1]
+
+
+@dataclass(frozen=True)
+class StudyState:
+    seed_state: int
+    last_opened: tuple[int, int] | None  # (iteration, bracket) of the newest bracket, if any
+    open_brackets: tuple[BracketState, ...]  # oldest first
+    exhausted: bool = False  # the sampler found no new configuration
+    failed_reason: str | None = None  # set once the study has failed
+
+
+@dataclass(frozen=True)
+class TrialRef:
+    key: Hashable
+
+
+class StudyView(Protocol):
+    """Read-only access to a study, for one decision."""
+
+    @property
+    def state(self) -> StudyState: ...
+
+    def newest_pending(self) -> TrialRef | None:
+        """The trial most recently put back to be offered again (retry queue, LIFO)."""
+
+    def is_tried(self, values_hash: str) -> bool:
+        """Whether a sampled trial of the study already has this configuration."""
+
+    def has_running(self) -> bool:
+        """Whether any trial of the study is running."""

@@ -1,0 +1,238 @@
+"""Every SQL statement of the service, one function each. No business rules.
+
+The hot path (ask, tell, report, heartbeat) only touches a handful of rows through indexes:
+the study row, its open brackets, and single trials found by the partial indexes declared
+in models.py. Nothing here reads "all trials".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from .models import BracketRow, StudyRow, TrialMetricRow, TrialRow
+
+# -- studies ------------------------------------------------------------------------------
+
+
+def lock_study(session: Session, study_id: int) -> StudyRow | None:
+    """The study row, locked until the transaction ends (PostgreSQL: SELECT … FOR UPDATE;
+    SQLite: the transaction already holds the database's write lock)."""
+    stmt = select(StudyRow).where(StudyRow.id == study_id).with_for_update()
+    return session.scalars(stmt).one_or_none()
+
+
+def get_study(session: Session, study_id: int) -> StudyRow | None:
+    return session.get(StudyRow, study_id)
+
+
+def study_by_name(session: Session, name: str) -> StudyRow | None:
+    return session.scalars(select(StudyRow).where(StudyRow.name == name)).one_or_none()
+
+
+def list_studies(session: Session, *, after: int | None, limit: int) -> Sequence[StudyRow]:
+    stmt = select(StudyRow).order_by(StudyRow.id).limit(limit)
+    if after is not None:
+        stmt = stmt.where(StudyRow.id > after)
+    return session.scalars(stmt).all()
+
+
+def add(session: Session, row: Any) -> Any:
+    session.add(row)
+    session.flush()
+    return row
+
+
+def delete_study(session: Session, study_id: int) -> None:
+    """Delete a study; its brackets, trials and metrics go with it (ON DELETE CASCADE)."""
+    session.execute(delete(StudyRow).where(StudyRow.id == study_id))
+
+
+# -- brackets -----------------------------------------------------------------------------
+
+
+def open_brackets(session: Session, study_id: int) -> Sequence[BracketRow]:
+    stmt = (
+        select(BracketRow)
+        .where(BracketRow.study_id == study_id, BracketRow.is_open)
+        .order_by(BracketRow.id)
+    )
+    return session.scalars(stmt).all()
+
+
+def brackets_of(session: Session, study_id: int) -> Sequence[BracketRow]:
+    stmt = select(BracketRow).where(BracketRow.study_id == study_id).order_by(BracketRow.id)
+    return session.scalars(stmt).all()
+
+
+def get_bracket(session: Session, bracket_id: int) -> BracketRow:
+    bracket = session.get(BracketRow, bracket_id)
+    assert bracket is not None
+    return bracket
+
+
+# -- trials: the scheduler's look-ups --------------------------------------------------------
+
+
+def running_trial_of(session: Session, study_id: int, worker_id: str) -> TrialRow | None:
+    stmt = select(TrialRow).where(
+        TrialRow.study_id == study_id,
+        TrialRow.worker_id == worker_id,
+        TrialRow.status == "running",
+    )
+    return session.scalars(stmt).one_or_none()
+
+
+def newest_pending(session: Session, study_id: int) -> int | None:
+    stmt = (
+        select(TrialRow.id)
+        .where(TrialRow.study_id == study_id, TrialRow.status == "pending")
+        .order_by(TrialRow.queue_seq.desc())
+        .limit(1)
+    )
+    return session.scalars(stmt).first()
+
+
+def is_tried(session: Session, study_id: int, values_hash: str) -> bool:
+    stmt = select(TrialRow.id).where(
+        TrialRow.study_id == study_id, TrialRow.values_hash == values_hash
+    )
+    return session.scalars(stmt.limit(1)).first() is not None
+
+
+def has_running(session: Session, study_id: int) -> bool:
+    stmt = select(TrialRow.id).where(TrialRow.study_id == study_id, TrialRow.status == "running")
+    return session.scalars(stmt.limit(1)).first() is not None
+
+
+def best_promotable(session: Session, bracket_id: int, round: int) -> TrialRow | None:
+    """The best completed trial of a round not yet promoted; ties go to the earliest."""
+    stmt = (
+        select(TrialRow)
+        .where(
+            TrialRow.bracket_id == bracket_id,
+            TrialRow.round == round,
+            TrialRow.status == "completed",
+            TrialRow.promoted.is_(False),
+        )
+        .order_by(TrialRow.score_key, TrialRow.number)
+        .limit(1)
+    )
+    return session.scalars(stmt).first()
+
+
+def expired_leases(session: Session, study_id: int, now: datetime) -> Sequence[TrialRow]:
+    stmt = select(TrialRow).where(
+        TrialRow.study_id == study_id,
+        TrialRow.status == "running",
+        TrialRow.lease_expires_at < now,
+    )
+    return session.scalars(stmt).all()
+
+
+def next_lease_expiry(session: Session, study_id: int) -> datetime | None:
+    stmt = select(func.min(TrialRow.lease_expires_at)).where(
+        TrialRow.study_id == study_id, TrialRow.status == "running"
+    )
+    return session.scalar(stmt)
+
+
+# -- trials: reading ------------------------------------------------------------------------
+
+
+def get_trial_by_id(session: Session, trial_id: int) -> TrialRow:
+    trial = session.get(TrialRow, trial_id)
+    assert trial is not None
+    return trial
+
+
+def get_trial(
+    session: Session, study_id: int, number: int, *, for_update: bool = False
+) -> TrialRow | None:
+    stmt = select(TrialRow).where(TrialRow.study_id == study_id, TrialRow.number == number)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).one_or_none()
+
+
+def list_trials(
+    session: Session, study_id: int, *, status: str | None, after: int | None, limit: int
+) -> Sequence[TrialRow]:
+    stmt = select(TrialRow).where(TrialRow.study_id == study_id)
+    if status is not None:
+        stmt = stmt.where(TrialRow.status == status)
+    if after is not None:
+        stmt = stmt.where(TrialRow.number > after)
+    return session.scalars(stmt.order_by(TrialRow.number).limit(limit)).all()
+
+
+def best_trials(session: Session, study_id: int, k: int) -> Sequence[TrialRow]:
+    stmt = (
+        select(TrialRow)
+        .where(TrialRow.study_id == study_id, TrialRow.status == "completed")
+        .order_by(TrialRow.score_key, TrialRow.number)
+        .limit(k)
+    )
+    return session.scalars(stmt).all()
+
+
+def trial_counts(session: Session, study_id: int) -> dict[str, int]:
+    stmt = (
+        select(TrialRow.status, func.count())
+        .where(TrialRow.study_id == study_id)
+        .group_by(TrialRow.status)
+    )
+    return {status: count for status, count in session.execute(stmt).all()}
+
+
+def renew_lease(
+    session: Session, study_id: int, number: int, worker_id: str, expires: datetime
+) -> int:
+    """Extend a running trial's lease if `worker_id` holds it; the number of rows changed."""
+    stmt = (
+        update(TrialRow)
+        .where(
+            TrialRow.study_id == study_id,
+            TrialRow.number == number,
+            TrialRow.status == "running",
+            TrialRow.worker_id == worker_id,
+        )
+        .values(lease_expires_at=expires)
+    )
+    return session.execute(stmt).rowcount  # type: ignore[attr-defined, no-any-return]
+
+
+# -- per-epoch metrics ----------------------------------------------------------------------
+
+
+def upsert_metrics(session: Session, trial_id: int, epoch: int, metrics: dict[str, float]) -> None:
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(TrialMetricRow).values(trial_id=trial_id, epoch=epoch, metrics=metrics)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["trial_id", "epoch"], set_={"metrics": stmt.excluded.metrics}
+    )
+    session.execute(stmt)
+
+
+def delete_metrics(session: Session, trial_id: int) -> None:
+    session.execute(delete(TrialMetricRow).where(TrialMetricRow.trial_id == trial_id))
+
+
+def metrics_of(session: Session, trial_ids: Sequence[int]) -> dict[int, list[TrialMetricRow]]:
+    if not trial_ids:
+        return {}
+    stmt = (
+        select(TrialMetricRow)
+        .where(TrialMetricRow.trial_id.in_(trial_ids))
+        .order_by(TrialMetricRow.trial_id, TrialMetricRow.epoch)
+    )
+    history: dict[int, list[TrialMetricRow]] = {tid: [] for tid in trial_ids}
+    for row in session.scalars(stmt):
+        history[row.trial_id].append(row)
+    return history

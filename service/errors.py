@@ -1,0 +1,66 @@
+"""Domain errors. The API maps each to one HTTP status (service/api/errors.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RungError(Exception):
+    code = "error"
+
+    def __init__(self, message: str, *, details: Any = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFound(RungError):
+    code = "not_found"
+
+
+class Invalid(RungError):
+    """Input that is well-formed but cannot be accepted; the message names the field."""
+
+    code = "invalid"
+
+
+class Conflict(RungError):
+    code = "conflict"
+
+
+class AlreadyFinished(Conflict):
+    """A different result for a trial that already has one; carries the stored trial."""
+
+    code = "already_finished"
+
+    def __init__(self, message: str, *, trial: Any):
+        super().__init__(message)
+        self.trial = trial
+
+
+class LeaseLost(Conflict):
+    """The caller no longer holds the trial: its lease expired and it was offered again."""
+
+    code = "lease_lost"
+
+
+class NotRunning(Conflict):
+    code = "not_running"
+
+
+class Unauthorized(RungError):
+    code = "unauthorized"
+
+
+class Forbidden(RungError):
+    code = "forbidden"
+
+
+class TooLarge(RungError):
+    code = "too_large"
+
+
+class SchemaOutdated(RungError):
+    """The database schema is not the one this server was built for."""
+
+    code = "schema_outdated"

@@ -1,0 +1,34 @@
+"""Server settings, read from `RUNG_*` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RUNG_", extra="ignore")
+
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default: an SQLite file in data_dir"
+    )
+    data_dir: Path = Field(Path("rung-data"), description="where the embedded database lives")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+    db_pool_size: int = Field(20, ge=1, le=1000)
+    wait_seconds: float = Field(
+        1.0, gt=0, description="retry-after hint of a 'wait' answer (workers add jitter)"
+    )
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="largest JSON body accepted")
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'rung.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url().startswith("sqlite")

@@ -1,0 +1,50 @@
+"""What every use case gets: the database, server settings and parsed study configs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rung.space import SearchSpace
+
+from service.core.objective import parse_objective
+from service.core.schedule import Schedule
+from service.core.state import StudyConfig
+from service.db.models import StudyRow
+from service.db.session import Database
+
+MAX_CACHED_CONFIGS = 10_000
+
+
+def build_config(settings: dict[str, Any], space: list[dict[str, Any]]) -> StudyConfig:
+    """The scheduler's view of a study's stored settings."""
+    return StudyConfig(
+        schedule=Schedule(
+            settings["max_epochs"], settings["factor"], settings["hyperband_iterations"]
+        ),
+        objective=parse_objective(settings["objective"]),
+        space=SearchSpace.from_dicts(space),
+        max_retries_per_trial=settings["max_retries_per_trial"],
+        max_consecutive_failed_trials=settings["max_consecutive_failed_trials"],
+        max_lost_leases_per_trial=settings["max_lost_leases_per_trial"],
+        max_collisions=settings["max_collisions"],
+        tune_new_entries=settings["tune_new_entries"],
+        allow_new_entries=settings["allow_new_entries"],
+    )
+
+
+@dataclass
+class Context:
+    db: Database
+    wait_seconds: float = 1.0
+    _configs: dict[tuple[int, int], StudyConfig] = field(default_factory=dict)
+
+    def config(self, study: StudyRow) -> StudyConfig:
+        """The study's parsed config, built once per (study, version of its space)."""
+        key = (study.id, study.space_version)
+        config = self._configs.get(key)
+        if config is None:
+            if len(self._configs) >= MAX_CACHED_CONFIGS:
+                self._configs.clear()
+            config = self._configs[key] = build_config(study.settings, study.space)
+        return config

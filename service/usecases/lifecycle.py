@@ -1,0 +1,92 @@
+"""A trial's state changes, shared by ask (start, lost lease) and tell (complete, retry,
+fail), with the bracket and study counters that the scheduler reads kept in step."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from service.core.outcomes import after_final
+from service.core.state import StudyConfig
+from service.db import repository as repo
+from service.db.models import BracketRow, StudyRow, TrialRow
+
+
+def lease_until(study: StudyRow, now: datetime) -> datetime:
+    return now + timedelta(seconds=study.settings["lease_seconds"])
+
+
+def bump(counts: list[int], index: int, delta: int = 1) -> list[int]:
+    """A copy of `counts` with one entry changed (JSON columns are replaced, not mutated)."""
+    changed = list(counts)
+    changed[index] += delta
+    return changed
+
+
+def start_run(
+    session: Session, study: StudyRow, trial: TrialRow, *, worker_id: str, now: datetime
+) -> None:
+    if trial.runs > 0:  # offered again: the new run starts with a clean history
+        repo.delete_metrics(session, trial.id)
+    trial.status, trial.worker_id = "running", worker_id
+    trial.lease_expires_at = lease_until(study, now)
+    trial.started_at, trial.queue_seq = now, None
+    trial.best_value = trial.best_epoch = None
+    trial.runs += 1
+
+
+def put_back(study: StudyRow, trial: TrialRow, *, keep_worker: bool) -> None:
+    """Queue the trial to be offered again (same id and values), newest first. A trial whose
+    lease was lost remembers that worker, whose late tell is then still accepted."""
+    study.queue_counter += 1
+    trial.status, trial.queue_seq, trial.lease_expires_at = "pending", study.queue_counter, None
+    if not keep_worker:
+        trial.worker_id = None
+
+
+def complete(
+    session: Session,
+    config: StudyConfig,
+    study: StudyRow,
+    trial: TrialRow,
+    *,
+    score: float,
+    now: datetime,
+) -> None:
+    trial.status, trial.score = "completed", score
+    trial.score_key = config.objective.key(score)
+    bracket = repo.get_bracket(session, trial.bracket_id)
+    bracket.completed = bump(bracket.completed, trial.round)
+    _end(config, study, bracket, trial, now=now, failure=None)
+
+
+def fail(
+    session: Session,
+    config: StudyConfig,
+    study: StudyRow,
+    trial: TrialRow,
+    *,
+    reason: str,
+    now: datetime,
+) -> None:
+    trial.status, trial.error = "failed", reason
+    _end(config, study, repo.get_bracket(session, trial.bracket_id), trial, now=now, failure=reason)
+
+
+def _end(
+    config: StudyConfig,
+    study: StudyRow,
+    bracket: BracketRow,
+    trial: TrialRow,
+    *,
+    now: datetime,
+    failure: str | None,
+) -> None:
+    trial.finished_at, trial.lease_expires_at, trial.queue_seq = now, None, None
+    bracket.active -= 1
+    study.consecutive_failures, reason = after_final(
+        config, consecutive_failures=study.consecutive_failures, failure=failure
+    )
+    if reason is not None and study.status == "running":
+        study.status, study.reason = "failed", reason

@@ -1,0 +1,102 @@
+"""Use cases on studies: create (idempotent by name and settings), list, get with progress,
+delete."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rung.schemas import StudyCreate, to_space
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service.core.objective import ObjectiveError, parse_objective
+from service.db import repository as repo
+from service.db.models import BracketRow, StudyRow, TrialMetricRow, TrialRow
+from service.errors import Conflict, Invalid, NotFound
+
+from .context import Context
+
+
+@dataclass(frozen=True)
+class StudyDetails:
+    study: StudyRow
+    counts: dict[str, int]
+    brackets: Sequence[BracketRow]
+    best: TrialRow | None
+    best_history: Sequence[TrialMetricRow] | None
+
+
+def create_study(ctx: Context, body: StudyCreate) -> tuple[StudyRow, bool]:
+    """The study and whether it was created (False: it existed with the same settings)."""
+    settings = body.model_dump(mode="json", exclude={"name"})
+    try:
+        parse_objective(settings["objective"])
+    except ObjectiveError as exc:
+        raise Invalid(str(exc)) from None
+    space = to_space(body.hyperparameters).to_dicts()
+
+    def work(session: Session) -> tuple[StudyRow, bool]:
+        existing = repo.study_by_name(session, body.name)
+        if existing is not None:
+            if existing.settings != settings:
+                raise Conflict(
+                    f"a study named {body.name!r} exists with other settings",
+                    details={"study_id": str(existing.id)},
+                )
+            return existing, False
+        seed = body.seed if body.seed is not None else random.randint(1, 10_000)
+        study = StudyRow(
+            name=body.name,
+            settings=settings,
+            space=space,
+            space_version=0,
+            seed=seed,
+            seed_state=seed,
+            status="running",
+            exhausted=False,
+            consecutive_failures=0,
+            trial_count=0,
+            queue_counter=0,
+        )
+        return repo.add(session, study), True
+
+    try:
+        return ctx.db.transaction(work)
+    except IntegrityError:  # created by a concurrent request between our read and insert
+        return ctx.db.transaction(work)
+
+
+def list_studies(
+    ctx: Context, *, after: int | None, limit: int
+) -> tuple[list[StudyRow], int | None]:
+    with ctx.db.read() as session:
+        rows = list(repo.list_studies(session, after=after, limit=limit + 1))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].id if more else None)
+
+
+def get_study(ctx: Context, study_id: int) -> StudyDetails:
+    with ctx.db.read() as session:
+        study = repo.get_study(session, study_id)
+        if study is None:
+            raise NotFound(f"study {study_id} not found")
+        best = repo.best_trials(session, study_id, 1)
+        return StudyDetails(
+            study=study,
+            counts=repo.trial_counts(session, study_id),
+            brackets=repo.brackets_of(session, study_id),
+            best=best[0] if best else None,
+            best_history=repo.metrics_of(session, [best[0].id])[best[0].id] if best else None,
+        )
+
+
+def delete_study(ctx: Context, study_id: int) -> None:
+    def work(session: Session) -> None:
+        if repo.lock_study(session, study_id) is None:
+            raise NotFound(f"study {study_id} not found")
+        repo.delete_study(session, study_id)
+
+    ctx.db.transaction(work)

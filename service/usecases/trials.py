@@ -1,0 +1,233 @@
+"""Use cases on one trial: report an epoch, heartbeat, tell the result; and reading trials.
+
+Tell, for a trial in each state (the late-tell rule is documented in the README):
+- running, held by the teller (or told anonymously): the result is taken;
+- running, held by another worker (its lease expired and it was offered again): 409 lease_lost;
+- pending after its worker lost the lease, told by that worker: taken, as if on time;
+- finished, or pending after a failed run: the same payload again is answered with the
+  stored trial (idempotent); a different one is a 409 that returns the stored trial.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rung.schemas import ReportRequest, TellRequest
+from rung.space import SpaceError, from_dict
+from sqlalchemy.orm import Session
+
+from service.core.outcomes import Completed, RetryLater, judge_run
+from service.core.state import StudyConfig
+from service.db import repository as repo
+from service.db.models import StudyRow, TrialMetricRow, TrialRow, utcnow
+from service.errors import AlreadyFinished, Invalid, LeaseLost, NotFound, NotRunning
+
+from .context import Context
+from .lifecycle import complete, fail, lease_until, put_back
+
+
+@dataclass(frozen=True)
+class TrialDetails:
+    trial: TrialRow
+    history: Sequence[TrialMetricRow] | None = None
+
+
+def _study(session: Session, study_id: int, *, lock: bool = False) -> StudyRow:
+    study = repo.lock_study(session, study_id) if lock else repo.get_study(session, study_id)
+    if study is None:
+        raise NotFound(f"study {study_id} not found")
+    return study
+
+
+def _trial(session: Session, study_id: int, number: int) -> TrialRow:
+    trial = repo.get_trial(session, study_id, number)
+    if trial is None:
+        raise NotFound(f"study {study_id} has no trial {number}")
+    return trial
+
+
+def _check_holder(trial: TrialRow, worker_id: str | None) -> None:
+    if trial.status != "running":
+        raise NotRunning(f"trial {trial.number} is {trial.status}, not running")
+    if worker_id is not None and trial.worker_id != worker_id:
+        raise LeaseLost(
+            f"trial {trial.number} is no longer held by worker {worker_id!r}: its lease "
+            "expired and it was offered again"
+        )
+
+
+def report(ctx: Context, study_id: int, number: int, body: ReportRequest) -> TrialRow:
+    """Store one epoch's metrics and renew the lease."""
+
+    def work(session: Session) -> TrialRow:
+        study = _study(session, study_id)
+        trial = repo.get_trial(session, study.id, number, for_update=True)
+        if trial is None:
+            raise NotFound(f"study {study_id} has no trial {number}")
+        _check_holder(trial, body.worker_id)
+        if not trial.initial_epoch <= body.epoch < trial.epochs:
+            raise Invalid(
+                f"epoch: {body.epoch} is outside this trial's budget "
+                f"[{trial.initial_epoch}, {trial.epochs}) (0-based, as Keras counts)"
+            )
+        repo.upsert_metrics(session, trial.id, body.epoch, body.metrics)
+        objective = ctx.config(study).objective
+        value = objective.value(body.metrics)
+        if value is not None and objective.better(value, trial.best_value):
+            trial.best_value, trial.best_epoch = value, body.epoch
+        trial.lease_expires_at = lease_until(study, utcnow())
+        return trial
+
+    return ctx.db.transaction(work)
+
+
+def heartbeat(ctx: Context, study_id: int, number: int, worker_id: str) -> TrialRow:
+    """Renew the lease of a trial the worker holds."""
+
+    def work(session: Session) -> TrialRow:
+        study = _study(session, study_id)
+        expires = lease_until(study, utcnow())
+        if repo.renew_lease(session, study.id, number, worker_id, expires) == 0:
+            _check_holder(_trial(session, study.id, number), worker_id)  # says why
+            raise LeaseLost(f"trial {number} is not held by worker {worker_id!r}")
+        return _trial(session, study.id, number)
+
+    return ctx.db.transaction(work)
+
+
+def tell_digest(body: TellRequest) -> str:
+    payload = body.model_dump(mode="json", exclude={"worker_id"}, exclude_none=True)
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def tell(ctx: Context, study_id: int, number: int, body: TellRequest) -> TrialRow:
+    digest = tell_digest(body)
+
+    def work(session: Session) -> TrialRow:
+        study = _study(session, study_id, lock=True)
+        trial = _trial(session, study.id, number)
+        late = (
+            trial.status == "pending"
+            and trial.worker_id is not None
+            and (body.worker_id is None or body.worker_id == trial.worker_id)
+        )
+        if trial.status != "running" and not late:
+            if trial.tell_digest == digest:
+                return trial  # the same tell again
+            if trial.status in ("completed", "failed"):
+                session.expunge(trial)  # keep its loaded state through the rollback
+                raise AlreadyFinished(f"trial {number} already has a different result", trial=trial)
+            raise NotRunning(f"trial {number} is {trial.status}, not running")
+        if trial.status == "running":
+            _check_holder(trial, body.worker_id)
+        config = ctx.config(study)
+        if body.hyperparameters:
+            _add_new_entries(config, study, trial, body)
+        score = None
+        if body.status == "completed":
+            score = _score(config, trial, body)
+        now = utcnow()
+        outcome = judge_run(
+            config,
+            score=score,
+            error=body.error if body.status == "failed" else None,
+            failed_runs=trial.failed_runs,
+        )
+        trial.tell_digest = digest
+        if body.metrics is not None:
+            trial.metrics = body.metrics
+        if isinstance(outcome, Completed):
+            complete(session, config, study, trial, score=outcome.score, now=now)
+        else:
+            trial.failed_runs += 1
+            if isinstance(outcome, RetryLater):
+                trial.error = outcome.reason
+                put_back(study, trial, keep_worker=False)
+            else:
+                fail(session, config, study, trial, reason=outcome.reason, now=now)
+        return trial
+
+    return ctx.db.transaction(work)
+
+
+def _score(config: StudyConfig, trial: TrialRow, body: TellRequest) -> float | None:
+    """The best objective value over the reported epochs and the told final metrics."""
+    objective = config.objective
+    final = objective.value(body.metrics) if body.metrics else None
+    if final is None and trial.best_value is None:
+        raise Invalid(
+            f"metrics: the objective {objective.name!r} (needs {', '.join(objective.metric_names)})"
+            " is in neither the told metrics nor any reported epoch"
+        )
+    best = objective.best(v for v in (trial.best_value, final) if v is not None)
+    if final is not None and best == final and final != trial.best_value:
+        trial.best_epoch = trial.epochs - 1
+    return best
+
+
+def _add_new_entries(
+    config: StudyConfig, study: StudyRow, trial: TrialRow, body: TellRequest
+) -> None:
+    """Hyperparameters first seen while building this trial's model (Keras Tuner's
+    `update_space`): refused, kept at their defaults, or added to the space to be tuned."""
+    try:
+        found = [
+            from_dict(spec.model_dump(exclude_none=True)) for spec in body.hyperparameters or ()
+        ]
+    except SpaceError as exc:
+        raise Invalid(f"hyperparameters: {exc}") from None
+    new = [hp for hp in found if not config.space.contains(hp)]
+    if not new:
+        return
+    if not config.allow_new_entries:
+        names = ", ".join(repr(hp.name) for hp in new)
+        raise Invalid(
+            f"hyperparameters: allow_new_entries is false, but the model asked for {names}"
+        )
+    values = dict(trial.values)
+    for hp in new:
+        if hp.name not in values and hp.is_active(values):
+            values[hp.name] = hp.default
+    trial.values = values
+    if config.tune_new_entries:
+        try:
+            merged = config.space.merge(new)
+        except SpaceError as exc:
+            raise Invalid(f"hyperparameters: {exc}") from None
+        study.space = merged.to_dicts()
+        study.space_version += 1
+        study.exhausted = False
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def get_trial(ctx: Context, study_id: int, number: int) -> TrialDetails:
+    with ctx.db.read() as session:
+        trial = _trial(session, _study(session, study_id).id, number)
+        return TrialDetails(trial, repo.metrics_of(session, [trial.id])[trial.id])
+
+
+def list_trials(
+    ctx: Context, study_id: int, *, status: str | None, after: int | None, limit: int
+) -> tuple[list[TrialDetails], int | None]:
+    with ctx.db.read() as session:
+        _study(session, study_id)
+        rows = list(
+            repo.list_trials(session, study_id, status=status, after=after, limit=limit + 1)
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        history = repo.metrics_of(session, [t.id for t in rows])
+        return [TrialDetails(t, history[t.id]) for t in rows], (rows[-1].number if more else None)
+
+
+def best_trials(ctx: Context, study_id: int, k: int) -> list[TrialDetails]:
+    with ctx.db.read() as session:
+        _study(session, study_id)
+        rows = repo.best_trials(session, study_id, k)
+        history = repo.metrics_of(session, [t.id for t in rows])
+        return [TrialDetails(t, history[t.id]) for t in rows]
