@@ -8,10 +8,11 @@ WORKDIR /app
 FROM base AS worker
 COPY client ./client
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
- && pip install "./client[keras]" scikit-learn
+ && pip install "./client[demo]" \
+ && mkdir /checkpoints && chown rung /checkpoints
 USER rung
 ENV KERAS_BACKEND=torch
-CMD ["rung", "worker", "--help"]
+CMD ["rung", "worker", "rung.examples.digits"]
 
 FROM base AS server
 COPY pyproject.toml README.md ./

@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool, text
 
 from service.db.models import Base, UTCDateTime
+from service.db.session import ensure_sqlite_directory
 from service.settings import Settings
 
 MIGRATION_LOCK = 727274  # a PostgreSQL advisory lock: replicas starting at once migrate in turn
@@ -35,6 +36,7 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
+    ensure_sqlite_directory(url)
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":

@@ -71,6 +71,12 @@ def postgres_database() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture
+def empty_postgres_url() -> Iterator[str]:
+    with new_postgres_database() as url:
+        yield url
+
+
 @pytest.fixture(params=BACKENDS)
 def empty_database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     """A new database of each kind with no schema at all."""

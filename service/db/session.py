@@ -37,11 +37,16 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and "database is locked" in str(orig)
 
 
+def ensure_sqlite_directory(url: str) -> None:
+    """SQLite creates the database file, not the directory it lives in."""
+    path = url.split(":///", 1)[1] if url.startswith("sqlite") and ":///" in url else ""
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
 def make_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split(":///", 1)[1] if ":///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        ensure_sqlite_directory(url)
         engine = create_engine(
             url,
             echo=echo,

@@ -22,7 +22,7 @@ from keras_tuner.src.tuners.hyperband import HyperbandOracle
 from rung.space import Boolean, Choice, Fixed, Float, HyperParameter, Int, SearchSpace
 
 from service.core.decisions import Done, Wait
-from service.core.memory import MemoryStudy, MemoryTrial
+from service.core.memory import MemoryStudy
 from service.core.objective import parse_objective
 from service.core.schedule import Schedule
 from service.core.state import StudyConfig
@@ -107,9 +107,13 @@ class Mismatch(AssertionError):
     pass
 
 
-def run_both(sc: Scenario, *, max_steps: int = 20_000) -> tuple[list[Handout], MemoryStudy]:
+def run_both(
+    sc: Scenario, *, max_steps: int = 20_000, make_rung: Any = None
+) -> tuple[list[Handout], Any]:
     """Run the scenario on both; raise Mismatch at the first difference. Returns Rung's
-    hand-outs in order, and Rung's study."""
+    hand-outs in order, and Rung's study. `make_rung(scenario, config)` builds the Rung side
+    (default: the in-memory reference store); it answers `ask(worker)` with a trial, Wait or
+    Done, takes `tell(number, score=…, error=…)` and has `failed_reason`."""
     objective = {"name": "score", "direction": sc.direction}
     with tempfile.TemporaryDirectory() as tmp:
         oracle = HyperbandOracle(
@@ -131,7 +135,7 @@ def run_both(sc: Scenario, *, max_steps: int = 20_000) -> tuple[list[Handout], M
             max_retries_per_trial=sc.max_retries_per_trial,
             max_consecutive_failed_trials=sc.max_consecutive_failed_trials,
         )
-        rung = MemoryStudy(config, seed=sc.seed)
+        rung = make_rung(sc, config) if make_rung else MemoryStudy(config, seed=sc.seed)
         return _drive(sc, oracle, rung, max_steps), rung
 
 
@@ -140,7 +144,7 @@ def _drive(
 ) -> list[Handout]:
     rng = random.Random(sc.order_seed)
     kt_bracket: dict[str, int] = {}
-    holding: dict[str, tuple[Any, MemoryTrial]] = {}
+    holding: dict[str, tuple[Any, Any]] = {}
     idle = [f"w{i}" for i in range(sc.workers)]
     handouts: list[Handout] = []
     kt_failed = False
@@ -163,7 +167,7 @@ def _drive(
                     raise Mismatch("both wait with nothing running")
                 _finish_one(sc, rng, oracle, rung, holding, idle)
                 continue
-            if not isinstance(ours, MemoryTrial):
+            if isinstance(ours, Wait | Done):
                 raise Mismatch(f"Keras Tuner ran trial {kt_trial.trial_id}, Rung answered {ours}")
             handouts.append(_compare(kt_trial, ours, kt_bracket))
             holding[worker] = (kt_trial, ours)
@@ -211,7 +215,7 @@ def _finish_one(sc, rng, oracle, rung, holding, idle) -> bool:
     return False
 
 
-def _compare(kt_trial: Any, ours: MemoryTrial, kt_bracket: dict[str, int]) -> Handout:
+def _compare(kt_trial: Any, ours: Any, kt_bracket: dict[str, int]) -> Handout:
     values = dict(kt_trial.hyperparameters.values)
     parent = values.get("tuner/trial_id")
     bracket = kt_bracket[parent] if parent is not None else values["tuner/bracket"]

@@ -1,0 +1,666 @@
+"""The Rung SDK: a sync `Client` and an async `AsyncClient` over one `BaseClient`.
+
+`BaseClient` holds everything that does no I/O: each API call described as a `Call`, the
+retry policy (connection errors, 5xx and 429 are retried with exponential backoff and full
+jitter, honouring Retry-After), and the mapping of answers to typed results or to the
+errors of rung.errors. The two subclasses only send. The transport is injectable, so tests
+run the SDK against the ASGI app in-process.
+
+    client = Client("http://rung:8000")
+    study = client.study("digits", hyperparameters=hp, objective="val_accuracy", max_epochs=27)
+    while (trial := study.next_trial()) is not None:      # sleeps on "wait"
+        with study.session(trial) as session:              # heartbeats in the background
+            for epoch in range(trial.initial_epoch, trial.epochs):
+                session.report(epoch, {"val_accuracy": train_one_epoch()})
+        study.tell(trial, {"val_accuracy": ...})
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import TypeAdapter
+
+from . import errors
+from .schemas import AskResponse, Page, Study, Trial
+from .space import HyperParameter, SearchSpace
+
+log = logging.getLogger("rung.client")
+T = TypeVar("T")
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter: attempt n waits up to min(cap, base * 2**n)."""
+
+    max_attempts: int = 8
+    base: float = 0.2
+    cap: float = 10.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float | None:
+        if attempt + 1 >= self.max_attempts:
+            return None
+        jittered = rng.uniform(0, min(self.cap, self.base * 2**attempt))
+        return max(jittered, min(retry_after, 300.0)) if retry_after is not None else jittered
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API call: what to send and how to read the answer (None: no body)."""
+
+    method: str
+    path: str
+    json: Any = None
+    params: dict[str, Any] | None = None
+    result: Any = None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def _space_dicts(hyperparameters: Any) -> list[dict[str, Any]]:
+    """Accept a rung or keras_tuner HyperParameters object, a SearchSpace, or dicts."""
+    if hyperparameters is None:
+        return []
+    if hasattr(hyperparameters, "to_dicts"):
+        return list(hyperparameters.to_dicts())
+    if hasattr(hyperparameters, "get_config") and hasattr(hyperparameters, "space"):
+        from .hyperparameters import HyperParameters  # a keras_tuner.HyperParameters
+
+        return HyperParameters.from_keras_tuner(hyperparameters).to_dicts()
+    return [hp.to_dict() if isinstance(hp, HyperParameter) else dict(hp) for hp in hyperparameters]
+
+
+class BaseClient:
+    """All of the SDK that does no I/O."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        token: str | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        seed: int | None = None,
+    ):
+        self.base_url = (base_url or os.environ.get("RUNG_SERVER") or DEFAULT_SERVER).rstrip("/")
+        self.token = token if token is not None else os.environ.get("RUNG_TOKEN")
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.rng = random.Random(seed)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        headers = {"user-agent": "rung-client/0.1"}
+        if self.token:
+            headers["authorization"] = f"Bearer {self.token}"
+        return headers
+
+    # -- the calls ------------------------------------------------------------------------
+    def _create_study(
+        self, name: str, hyperparameters: Any, objective: Any, **settings: Any
+    ) -> Call:
+        body = {
+            "name": name,
+            "hyperparameters": _space_dicts(hyperparameters),
+            "objective": objective,
+            **settings,
+        }
+        return Call("POST", "/v1/studies", json=body, result=Study)
+
+    def _get_study(self, study_id: str) -> Call:
+        return Call("GET", f"/v1/studies/{study_id}", result=Study)
+
+    def _list_studies(self, limit: int, cursor: str | None) -> Call:
+        params = {"limit": limit} | ({"cursor": cursor} if cursor else {})
+        return Call("GET", "/v1/studies", params=params, result=Page[Study])
+
+    def _delete_study(self, study_id: str) -> Call:
+        return Call("DELETE", f"/v1/studies/{study_id}")
+
+    def _ask(self, study_id: str, worker_id: str) -> Call:
+        return Call(
+            "POST", f"/v1/studies/{study_id}/ask", json={"worker_id": worker_id}, result=AskResponse
+        )
+
+    def _report(
+        self,
+        study_id: str,
+        trial_id: str,
+        epoch: int,
+        metrics: dict[str, float],
+        worker_id: str | None,
+    ) -> Call:
+        body = {"epoch": epoch, "metrics": metrics, "worker_id": worker_id}
+        return Call(
+            "POST", f"/v1/studies/{study_id}/trials/{trial_id}/report", json=body, result=Trial
+        )
+
+    def _heartbeat(self, study_id: str, trial_id: str, worker_id: str) -> Call:
+        return Call(
+            "POST",
+            f"/v1/studies/{study_id}/trials/{trial_id}/heartbeat",
+            json={"worker_id": worker_id},
+            result=Trial,
+        )
+
+    def _tell(
+        self,
+        study_id: str,
+        trial_id: str,
+        *,
+        metrics: dict[str, float] | None = None,
+        error: str | None = None,
+        worker_id: str | None = None,
+        new_hyperparameters: Sequence[Any] | None = None,
+    ) -> Call:
+        body: dict[str, Any] = {"status": "failed" if error is not None else "completed"}
+        if error is not None:
+            body["error"] = error
+        if metrics is not None:
+            body["metrics"] = metrics
+        if worker_id is not None:
+            body["worker_id"] = worker_id
+        if new_hyperparameters:
+            body["hyperparameters"] = _space_dicts(new_hyperparameters)
+        return Call(
+            "POST", f"/v1/studies/{study_id}/trials/{trial_id}/tell", json=body, result=Trial
+        )
+
+    def _trial(self, study_id: str, trial_id: str) -> Call:
+        return Call("GET", f"/v1/studies/{study_id}/trials/{trial_id}", result=Trial)
+
+    def _trials(self, study_id: str, status: str | None, limit: int, cursor: str | None) -> Call:
+        params: dict[str, Any] = {"limit": limit}
+        if status:
+            params["status"] = status
+        if cursor:
+            params["cursor"] = cursor
+        return Call("GET", f"/v1/studies/{study_id}/trials", params=params, result=Page[Trial])
+
+    def _best(self, study_id: str, k: int) -> Call:
+        return Call("GET", f"/v1/studies/{study_id}/best", params={"k": k}, result=Page[Trial])
+
+    # -- answers and retries ------------------------------------------------------------------
+    def _delay_after_error(self, attempt: int, exc: Exception) -> float:
+        delay = self.retry.delay(attempt, None, self.rng)
+        if delay is None:
+            raise errors.TransportError(f"cannot reach {self.base_url}: {exc}") from exc
+        log.info("cannot reach %s (%s); retrying in %.2fs", self.base_url, exc, delay)
+        return delay
+
+    def _delay_after(self, attempt: int, response: httpx.Response) -> float | None:
+        """None: the answer is final. Else how long to wait before sending again."""
+        if response.status_code != 429 and response.status_code < 500:
+            return None
+        delay = self.retry.delay(attempt, _retry_after(response), self.rng)
+        if delay is None:
+            raise errors.ServerError(
+                f"{response.request.method} {response.request.url.path} answered "
+                f"{response.status_code} {response.text[:200]}",
+                status=response.status_code,
+            )
+        log.info("server answered %s; retrying in %.2fs", response.status_code, delay)
+        return delay
+
+    @staticmethod
+    def _result(call: Call, response: httpx.Response) -> Any:
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            raise errors.from_response(response.status_code, body)
+        if call.result is None:
+            return None
+        return TypeAdapter(call.result).validate_json(response.content)
+
+
+class Client(BaseClient):
+    """The synchronous client."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(base_url, **kwargs)
+        self._http = httpx.Client(
+            base_url=self.base_url, transport=transport, timeout=self.timeout, headers=self.headers
+        )
+        self.sleep: Callable[[float], None] = time.sleep
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _send(self, call: Call) -> Any:
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(
+                    call.method, call.path, json=call.json, params=call.params
+                )
+            except httpx.TransportError as exc:
+                delay: float | None = self._delay_after_error(attempt, exc)
+            else:
+                delay = self._delay_after(attempt, response)
+                if delay is None:
+                    return self._result(call, response)
+            assert delay is not None
+            self.sleep(delay)
+            attempt += 1
+
+    def create_study(
+        self, name: str, *, hyperparameters: Any = None, objective: Any, **settings: Any
+    ) -> Study:
+        """Create a study, or get the one with this name and the same settings."""
+        return self._send(self._create_study(name, hyperparameters, objective, **settings))  # type: ignore[no-any-return]
+
+    def get_study(self, study_id: str) -> Study:
+        return self._send(self._get_study(study_id))  # type: ignore[no-any-return]
+
+    def list_studies(self, *, limit: int = 100, cursor: str | None = None) -> Page[Study]:
+        return self._send(self._list_studies(limit, cursor))  # type: ignore[no-any-return]
+
+    def delete_study(self, study_id: str) -> None:
+        self._send(self._delete_study(study_id))
+
+    def ask(self, study_id: str, worker_id: str) -> AskResponse:
+        return self._send(self._ask(study_id, worker_id))  # type: ignore[no-any-return]
+
+    def report(
+        self,
+        study_id: str,
+        trial_id: str,
+        epoch: int,
+        metrics: dict[str, float],
+        *,
+        worker_id: str | None = None,
+    ) -> Trial:
+        return self._send(self._report(study_id, trial_id, epoch, metrics, worker_id))  # type: ignore[no-any-return]
+
+    def heartbeat(self, study_id: str, trial_id: str, worker_id: str) -> Trial:
+        return self._send(self._heartbeat(study_id, trial_id, worker_id))  # type: ignore[no-any-return]
+
+    def tell(self, study_id: str, trial_id: str, **kwargs: Any) -> Trial:
+        return self._send(self._tell(study_id, trial_id, **kwargs))  # type: ignore[no-any-return]
+
+    def trial(self, study_id: str, trial_id: str) -> Trial:
+        return self._send(self._trial(study_id, trial_id))  # type: ignore[no-any-return]
+
+    def trials(
+        self,
+        study_id: str,
+        *,
+        status: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[Trial]:
+        return self._send(self._trials(study_id, status, limit, cursor))  # type: ignore[no-any-return]
+
+    def best(self, study_id: str, k: int = 1) -> list[Trial]:
+        return list(self._send(self._best(study_id, k)).items)
+
+    def study(
+        self,
+        name: str,
+        *,
+        objective: Any,
+        hyperparameters: Any = None,
+        worker_id: str | None = None,
+        **settings: Any,
+    ) -> StudyHandle:
+        """A handle on the study `name`, created if it does not exist yet."""
+        study = self.create_study(
+            name, hyperparameters=hyperparameters, objective=objective, **settings
+        )
+        return StudyHandle(self, study, worker_id=worker_id or default_worker_id())
+
+
+class AsyncClient(BaseClient):
+    """The asynchronous client (same calls, awaited)."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(base_url, **kwargs)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, transport=transport, timeout=self.timeout, headers=self.headers
+        )
+        self.sleep: Callable[[float], Any] = asyncio.sleep
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _send(self, call: Call) -> Any:
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.request(
+                    call.method, call.path, json=call.json, params=call.params
+                )
+            except httpx.TransportError as exc:
+                delay: float | None = self._delay_after_error(attempt, exc)
+            else:
+                delay = self._delay_after(attempt, response)
+                if delay is None:
+                    return self._result(call, response)
+            assert delay is not None
+            await self.sleep(delay)
+            attempt += 1
+
+    async def create_study(
+        self, name: str, *, hyperparameters: Any = None, objective: Any, **settings: Any
+    ) -> Study:
+        return await self._send(self._create_study(name, hyperparameters, objective, **settings))  # type: ignore[no-any-return]
+
+    async def get_study(self, study_id: str) -> Study:
+        return await self._send(self._get_study(study_id))  # type: ignore[no-any-return]
+
+    async def list_studies(self, *, limit: int = 100, cursor: str | None = None) -> Page[Study]:
+        return await self._send(self._list_studies(limit, cursor))  # type: ignore[no-any-return]
+
+    async def delete_study(self, study_id: str) -> None:
+        await self._send(self._delete_study(study_id))
+
+    async def ask(self, study_id: str, worker_id: str) -> AskResponse:
+        return await self._send(self._ask(study_id, worker_id))  # type: ignore[no-any-return]
+
+    async def report(
+        self,
+        study_id: str,
+        trial_id: str,
+        epoch: int,
+        metrics: dict[str, float],
+        *,
+        worker_id: str | None = None,
+    ) -> Trial:
+        return await self._send(self._report(study_id, trial_id, epoch, metrics, worker_id))  # type: ignore[no-any-return]
+
+    async def heartbeat(self, study_id: str, trial_id: str, worker_id: str) -> Trial:
+        return await self._send(self._heartbeat(study_id, trial_id, worker_id))  # type: ignore[no-any-return]
+
+    async def tell(self, study_id: str, trial_id: str, **kwargs: Any) -> Trial:
+        return await self._send(self._tell(study_id, trial_id, **kwargs))  # type: ignore[no-any-return]
+
+    async def trial(self, study_id: str, trial_id: str) -> Trial:
+        return await self._send(self._trial(study_id, trial_id))  # type: ignore[no-any-return]
+
+    async def trials(
+        self,
+        study_id: str,
+        *,
+        status: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[Trial]:
+        return await self._send(self._trials(study_id, status, limit, cursor))  # type: ignore[no-any-return]
+
+    async def best(self, study_id: str, k: int = 1) -> list[Trial]:
+        return list((await self._send(self._best(study_id, k))).items)
+
+    async def study(
+        self,
+        name: str,
+        *,
+        objective: Any,
+        hyperparameters: Any = None,
+        worker_id: str | None = None,
+        **settings: Any,
+    ) -> AsyncStudyHandle:
+        study = await self.create_study(
+            name, hyperparameters=hyperparameters, objective=objective, **settings
+        )
+        return AsyncStudyHandle(self, study, worker_id=worker_id or default_worker_id())
+
+
+def default_worker_id() -> str:
+    return f"{os.uname().nodename}-{os.getpid()}"
+
+
+# -- study handles ---------------------------------------------------------------------------
+@dataclass
+class _HandleBase:
+    study: Study
+    worker_id: str
+    done_reason: str | None = None  # why the study ended, once next_trial() returned None
+
+    @property
+    def id(self) -> str:
+        return self.study.id
+
+    @property
+    def space(self) -> SearchSpace:
+        return SearchSpace.from_dicts(self.study.hyperparameters)
+
+    def heartbeat_interval(self) -> float:
+        return max(0.05, float(self.study.settings.get("lease_seconds", 120)) / 3)
+
+    def _wait(self, answer: AskResponse, rng: random.Random) -> float:
+        return max(0.01, (answer.retry_after_s or 1.0) * rng.uniform(0.5, 1.5))
+
+
+class StudyHandle(_HandleBase):
+    """One study, seen by one worker (sync)."""
+
+    def __init__(self, client: Client, study: Study, *, worker_id: str):
+        super().__init__(study, worker_id)
+        self.client = client
+
+    def refresh(self) -> Study:
+        self.study = self.client.get_study(self.id)
+        return self.study
+
+    def ask(self) -> AskResponse:
+        return self.client.ask(self.id, self.worker_id)
+
+    def next_trial(self) -> Trial | None:
+        """The next trial to run, sleeping on "wait"; None when the study is done."""
+        while True:
+            answer = self.ask()
+            if answer.status == "run":
+                assert answer.trial is not None
+                return answer.trial
+            if answer.status == "done":
+                self.done_reason = answer.reason
+                return None
+            self.client.sleep(self._wait(answer, self.client.rng))
+
+    def report(self, trial: Trial, epoch: int, metrics: dict[str, float]) -> Trial:
+        return self.client.report(self.id, trial.id, epoch, metrics, worker_id=self.worker_id)
+
+    def heartbeat(self, trial: Trial) -> Trial:
+        return self.client.heartbeat(self.id, trial.id, self.worker_id)
+
+    def tell(
+        self,
+        trial: Trial,
+        metrics: dict[str, float] | None = None,
+        *,
+        new_hyperparameters: Sequence[Any] | None = None,
+    ) -> Trial:
+        return self.client.tell(
+            self.id,
+            trial.id,
+            metrics=metrics,
+            worker_id=self.worker_id,
+            new_hyperparameters=new_hyperparameters,
+        )
+
+    def fail(self, trial: Trial, error: str) -> Trial:
+        return self.client.tell(self.id, trial.id, error=error, worker_id=self.worker_id)
+
+    def best(self, k: int = 1) -> list[Trial]:
+        return self.client.best(self.id, k)
+
+    @contextmanager
+    def session(self, trial: Trial) -> Iterator[TrialSession]:
+        """Report epochs and keep the lease alive from a background thread while the body
+        runs; every queued report is sent before the block ends."""
+        session = TrialSession(self, trial)
+        session.start()
+        try:
+            yield session
+        finally:
+            session.close()
+
+
+class AsyncStudyHandle(_HandleBase):
+    """One study, seen by one worker (async)."""
+
+    def __init__(self, client: AsyncClient, study: Study, *, worker_id: str):
+        super().__init__(study, worker_id)
+        self.client = client
+
+    async def ask(self) -> AskResponse:
+        return await self.client.ask(self.id, self.worker_id)
+
+    async def next_trial(self) -> Trial | None:
+        while True:
+            answer = await self.ask()
+            if answer.status == "run":
+                assert answer.trial is not None
+                return answer.trial
+            if answer.status == "done":
+                self.done_reason = answer.reason
+                return None
+            await self.client.sleep(self._wait(answer, self.client.rng))
+
+    async def report(self, trial: Trial, epoch: int, metrics: dict[str, float]) -> Trial:
+        return await self.client.report(self.id, trial.id, epoch, metrics, worker_id=self.worker_id)
+
+    async def heartbeat(self, trial: Trial) -> Trial:
+        return await self.client.heartbeat(self.id, trial.id, self.worker_id)
+
+    async def tell(
+        self,
+        trial: Trial,
+        metrics: dict[str, float] | None = None,
+        *,
+        new_hyperparameters: Sequence[Any] | None = None,
+    ) -> Trial:
+        return await self.client.tell(
+            self.id,
+            trial.id,
+            metrics=metrics,
+            worker_id=self.worker_id,
+            new_hyperparameters=new_hyperparameters,
+        )
+
+    async def fail(self, trial: Trial, error: str) -> Trial:
+        return await self.client.tell(self.id, trial.id, error=error, worker_id=self.worker_id)
+
+    async def best(self, k: int = 1) -> list[Trial]:
+        return await self.client.best(self.id, k)
+
+    @asynccontextmanager
+    async def keep_alive(self, trial: Trial) -> AsyncIterator[asyncio.Event]:
+        """Heartbeat in a background task while the body runs; the event is set if the
+        lease was lost (stop working on the trial then)."""
+        lost = asyncio.Event()
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(self.heartbeat_interval())
+                try:
+                    await self.heartbeat(trial)
+                except errors.ConflictError:
+                    lost.set()
+                    return
+                except errors.RungError as exc:
+                    log.warning("heartbeat of trial %s failed: %s", trial.id, exc)
+
+        task = asyncio.create_task(beat())
+        try:
+            yield lost
+        finally:
+            task.cancel()
+
+
+@dataclass
+class TrialSession:
+    """A background thread that sends a trial's epoch reports in order and heartbeats when
+    there is nothing to report, so that training never waits on the network."""
+
+    handle: StudyHandle
+    trial: Trial
+    lost: threading.Event = field(default_factory=threading.Event)
+    _queue: queue.Queue[tuple[int, dict[str, float]] | None] = field(default_factory=queue.Queue)
+    _thread: threading.Thread | None = None
+    errors: list[Exception] = field(default_factory=list)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._run, name=f"rung-trial-{self.trial.id}", daemon=True
+        )
+        self._thread.start()
+
+    def report(self, epoch: int, metrics: dict[str, float]) -> None:
+        self._queue.put((epoch, metrics))
+
+    def close(self) -> None:
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        interval = self.handle.heartbeat_interval()
+        while True:
+            try:
+                item = self._queue.get(timeout=interval)
+            except queue.Empty:
+                item = ()  # type: ignore[assignment]
+            if item is None:
+                return
+            if self.lost.is_set():
+                continue
+            try:
+                if item:
+                    self.handle.report(self.trial, *item)
+                else:
+                    self.handle.heartbeat(self.trial)
+            except errors.ConflictError as exc:
+                log.warning("trial %s: %s", self.trial.id, exc)
+                self.lost.set()
+            except errors.RungError as exc:
+                log.warning("trial %s: %s", self.trial.id, exc)
+                self.errors.append(exc)

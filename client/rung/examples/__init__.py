@@ -1,0 +1,1 @@
+"""Ready-to-run worker specs (`rung worker rung.examples.digits`)."""

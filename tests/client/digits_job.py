@@ -1,0 +1,90 @@
+"""A worker spec for the Keras tests (`rung worker tests/client/digits_job.py`): a tiny
+classifier of scikit-learn's digits, and a callback that records how each trial starts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+
+import keras
+import numpy as np
+from rung.keras import current_trial
+
+STUDY = {
+    "study": os.environ.get("RUNG_TEST_STUDY", "keras-e2e"),
+    "objective": "val_accuracy",
+    "max_epochs": int(os.environ.get("RUNG_TEST_MAX_EPOCHS", "9")),
+    "factor": 3,
+    "seed": 5,
+    "lease_seconds": float(os.environ.get("RUNG_TEST_LEASE", "30")),
+}
+
+
+def weights_digest(arrays) -> str:
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
+class Recorder(keras.callbacks.Callback):
+    """Appends one JSON line per trial: the weights and optimizer step it started from, the
+    epochs it ran. Sleeps RUNG_TEST_EPOCH_SLEEP seconds per epoch (to be killed mid-trial)."""
+
+    def on_train_begin(self, logs=None):
+        trial = current_trial()
+        self.record = {
+            "trial": trial.id,
+            "parent": trial.parent_trial_id,
+            "initial_epoch": trial.initial_epoch,
+            "epochs": trial.epochs,
+            "pid": os.getpid(),
+            "weights": weights_digest(self.model.get_weights()),
+            "iterations": int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)),
+            "ran": [],
+        }
+        self._write({"started": trial.id, "pid": os.getpid()})
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.record["ran"].append(epoch)
+        time.sleep(float(os.environ.get("RUNG_TEST_EPOCH_SLEEP", "0")))
+
+    def on_train_end(self, logs=None):
+        self._write(self.record)
+
+    def _write(self, line):
+        with open(os.environ["RUNG_TEST_RECORD"], "a") as f:
+            f.write(json.dumps(line) + "\n")
+
+
+def build_model(hp):
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(64,)),
+            keras.layers.Dense(hp.Int("units", 8, 64, step=8), activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(hp.Float("learning_rate", 1e-3, 1e-1, sampling="log")),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def fit_kwargs():
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype("float32")
+    return {
+        "x": x[:800],
+        "y": y[:800],
+        "validation_data": (x[800:1100], y[800:1100]),
+        "batch_size": 64,
+        "verbose": 0,
+        "callbacks": [Recorder()],
+    }

@@ -1,0 +1,165 @@
+"""Real Keras training (PyTorch backend, CPU): worker processes against a real server run a
+whole Hyperband iteration; promoted trials really resume; a killed worker's trial is taken
+over; a missing parent checkpoint means training from scratch."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from service.core.schedule import Schedule
+from tests.servers import running_server
+
+pytestmark = [pytest.mark.keras, pytest.mark.slow]
+JOB = str(Path(__file__).with_name("digits_job.py"))
+
+
+def start_worker(server, tmp_path, name, **env):
+    environment = dict(
+        os.environ,
+        RUNG_TEST_RECORD=str(tmp_path / "records.jsonl"),
+        OMP_NUM_THREADS="1",
+        KERAS_BACKEND="torch",
+        **env,
+    )
+    with open(tmp_path / f"{name}.log", "wb") as log:
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "rung.cli",
+                "worker",
+                JOB,
+                "--server",
+                server.url,
+                "--worker-id",
+                name,
+                "--checkpoint-dir",
+                str(tmp_path / "checkpoints"),
+            ],
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    worker.log_path = tmp_path / f"{name}.log"
+    return worker
+
+
+def records(tmp_path):
+    path = tmp_path / "records.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def all_trials(http, study_id):
+    return http.get(f"/v1/studies/{study_id}/trials", params={"limit": 1000}).json()["items"]
+
+
+def finished(workers, timeout=240):
+    for worker in workers:
+        code = worker.wait(timeout=timeout)
+        assert code == 0, worker.log_path.read_text()[-3000:]
+    return [worker.log_path.read_text() for worker in workers]
+
+
+def test_two_workers_run_an_iteration_and_promoted_trials_resume(tmp_path, sqlite_template):
+    import shutil
+
+    database = tmp_path / "rung.db"
+    shutil.copy(sqlite_template, database)
+    with running_server(f"sqlite:///{database}", tmp_path) as server:
+        workers = [start_worker(server, tmp_path, f"worker-{i}") for i in range(2)]
+        logs = finished(workers)
+        http = httpx.Client(base_url=server.url)
+        study = http.get("/v1/studies").json()["items"][0]
+        assert http.get(f"/v1/studies/{study['id']}").json()["status"] == "done"
+        trials = all_trials(http, study["id"])
+    schedule = Schedule(9, 3)
+    assert len(trials) == schedule.trials_per_iteration()
+    assert all(t["status"] == "completed" for t in trials)
+    assert {t["worker_id"] for t in trials} == {"worker-0", "worker-1"}  # both worked
+    for log in logs:  # a progress line per trial and a summary
+        assert "trial" in log and "score" in log and "time outside fit per trial" in log
+
+    checkpoints = tmp_path / "checkpoints" / f"study-{study['id']}"
+    promoted = [r for r in records(tmp_path) if "weights" in r and r["parent"] is not None]
+    assert len(promoted) == sum(1 for t in trials if t["parent_trial_id"] is not None) > 0
+    from tests.client.digits_job import weights_digest
+
+    for record in promoted:
+        with np.load(checkpoints / f"trial-{record['parent']}.npz") as parent:
+            weights = [parent[f"w{i}"] for i in range(sum(k.startswith("w") for k in parent.files))]
+            parent_steps = int(parent["o0"])  # the optimizer's iteration counter
+        assert record["weights"] == weights_digest(weights), "did not start from the parent"
+        assert record["iterations"] == parent_steps > 0, "optimizer state was not restored"
+        assert record["ran"] == list(range(record["initial_epoch"], record["epochs"]))
+    fresh = [r for r in records(tmp_path) if "weights" in r and r["parent"] is None]
+    assert all(r["iterations"] == 0 and r["ran"][0] == 0 for r in fresh)
+
+
+def test_a_killed_worker_does_not_stop_the_study(tmp_path, sqlite_template):
+    import shutil
+
+    database = tmp_path / "rung.db"
+    shutil.copy(sqlite_template, database)
+    env = {"RUNG_TEST_LEASE": "2", "RUNG_TEST_EPOCH_SLEEP": "0.15", "RUNG_TEST_STUDY": "kill"}
+    with running_server(f"sqlite:///{database}", tmp_path) as server:
+        victim = start_worker(server, tmp_path, "victim", **env)
+        survivor = start_worker(server, tmp_path, "survivor", **env)
+        deadline = time.monotonic() + 120
+        killed_trial = None
+        while killed_trial is None and time.monotonic() < deadline:
+            started = [
+                r for r in records(tmp_path) if r.get("pid") == victim.pid and "started" in r
+            ]
+            if len(started) >= 3:  # let it finish a couple, kill it inside the third
+                killed_trial = started[-1]["started"]
+                victim.send_signal(signal.SIGKILL)
+            time.sleep(0.05)
+        assert killed_trial is not None, "the victim never got going"
+        victim.wait(timeout=10)
+        finished([survivor])
+        http = httpx.Client(base_url=server.url)
+        study = http.get("/v1/studies").json()["items"][0]
+        assert http.get(f"/v1/studies/{study['id']}").json()["status"] == "done"
+        trials = all_trials(http, study["id"])
+    assert len(trials) == Schedule(9, 3).trials_per_iteration()
+    assert all(t["status"] == "completed" for t in trials)
+    taken_over = next(t for t in trials if t["id"] == killed_trial)
+    assert taken_over["lost_leases"] == 1 and taken_over["worker_id"] == "survivor"
+
+
+def test_a_missing_parent_checkpoint_means_training_from_scratch(client, tmp_path, monkeypatch):
+    import rung.keras
+    from rung.client import Client
+
+    from tests.client import digits_job
+
+    monkeypatch.setenv("RUNG_TEST_RECORD", str(tmp_path / "records.jsonl"))
+    monkeypatch.setattr(rung.keras, "save_checkpoint", lambda model, path: None)
+    sdk = Client("http://testserver", transport=client._transport)
+    tuner = rung.keras.Tuner(
+        digits_job.build_model,
+        objective="val_accuracy",
+        max_epochs=3,
+        study="no-checkpoints",
+        client=sdk,
+        checkpoint_dir=tmp_path,
+        worker_id="solo",
+        verbose=0,
+    )
+    with pytest.warns(UserWarning, match="cannot be loaded.*training from scratch to epoch 3"):
+        tuner.search(**digits_job.fit_kwargs())
+    promoted = [r for r in records(tmp_path) if "weights" in r and r["parent"] is not None]
+    assert promoted and all(r["ran"] == [0, 1, 2] for r in promoted)
+    best = tuner.get_best_hyperparameters(2)
+    assert len(best) == 2 and "units" in best[0].values
+    assert all(t.overhead_s >= 0 for t in tuner.timings)
