@@ -43,6 +43,8 @@ def upgrade() -> None:
         sa.Column("consecutive_failures", sa.Integer(), nullable=False),
         sa.Column("trial_count", sa.Integer(), nullable=False),
         sa.Column("queue_counter", sa.BigInteger(), nullable=False),
+        sa.Column("pending_count", sa.Integer(), nullable=False),
+        sa.Column("leases_checked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_studies")),

@@ -80,6 +80,7 @@ class MemoryStudy:
     _running: set[int] = field(default_factory=set)
     _pending: dict[int, int] = field(default_factory=dict)  # number -> queue order
     _rounds: dict[tuple[int, int], list[MemoryTrial]] = field(default_factory=dict)
+    _open: list[int] = field(default_factory=list)  # keys of the open brackets, oldest first
 
     def __post_init__(self) -> None:
         self.seed_state = self.seed
@@ -91,7 +92,7 @@ class MemoryStudy:
         return StudyState(
             seed_state=self.seed_state,
             last_opened=(last.iteration, last.bracket) if last else None,
-            open_brackets=tuple(b.frozen() for b in self.brackets if b.open),
+            open_brackets=tuple(self.brackets[key].frozen() for key in self._open),
             exhausted=self.exhausted,
             failed_reason=self.failed_reason,
         )
@@ -169,6 +170,7 @@ class MemoryStudy:
             self.brackets[key].sizes = sizes  # type: ignore[call-overload]
         for key in decision.closed:
             self.brackets[key].open = False  # type: ignore[call-overload]
+            self._open.remove(key)  # type: ignore[arg-type]
 
     def _apply(self, decision: Retry | StartTrial | Promote) -> MemoryTrial:
         if isinstance(decision, Retry):
@@ -213,6 +215,7 @@ class MemoryStudy:
             completed=[0] * len(ref.sizes),
         )
         self.brackets.append(bracket)
+        self._open.append(bracket.key)
         return bracket
 
     def _new_trial(self, bracket: _Bracket, **fields: Any) -> MemoryTrial:

@@ -81,8 +81,13 @@ class StudyRow(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
-    settings: Mapped[dict[str, Any]] = mapped_column(JSONType)  # as created, for 200/409
-    space: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)  # grows with new entries
+    # Read on the hot path only when a study's parsed config is not cached yet.
+    settings: Mapped[dict[str, Any]] = mapped_column(  # as created, for 200/409
+        JSONType, deferred=True, deferred_group="config"
+    )
+    space: Mapped[list[dict[str, Any]]] = mapped_column(  # grows with new entries
+        JSONType, deferred=True, deferred_group="config"
+    )
     space_version: Mapped[int] = mapped_column(Integer, default=0)
     seed: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), default="running")
@@ -95,6 +100,8 @@ class StudyRow(Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     trial_count: Mapped[int] = mapped_column(Integer, default=0)
     queue_counter: Mapped[int] = mapped_column(BigInteger, default=0)
+    pending_count: Mapped[int] = mapped_column(Integer, default=0)  # trials to offer again
+    leases_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer_group
 
 from .models import BracketRow, StudyRow, TrialMetricRow, TrialRow
 
@@ -28,16 +28,61 @@ def lock_study(session: Session, study_id: int) -> StudyRow | None:
     return session.scalars(stmt).one_or_none()
 
 
-def get_study(session: Session, study_id: int) -> StudyRow | None:
-    return session.get(StudyRow, study_id)
+def lock_study_for_ask(
+    session: Session, study_id: int, worker_id: str
+) -> tuple[StudyRow, TrialRow | None, list[BracketRow]] | None:
+    """In one round trip: the locked study, the trial `worker_id` is running in it, and the
+    study's open brackets (oldest first)."""
+    stmt = (
+        select(StudyRow, TrialRow, BracketRow)
+        .outerjoin(
+            TrialRow,
+            (TrialRow.study_id == StudyRow.id)
+            & (TrialRow.worker_id == worker_id)
+            & (TrialRow.status == "running"),
+        )
+        .outerjoin(BracketRow, (BracketRow.study_id == StudyRow.id) & BracketRow.is_open)
+        .where(StudyRow.id == study_id)
+        .order_by(BracketRow.id)
+        .with_for_update(of=StudyRow)
+    )
+    rows = session.execute(stmt).all()
+    if not rows:
+        return None
+    return rows[0][0], rows[0][1], [row[2] for row in rows if row[2] is not None]
+
+
+def lock_study_with_trial(
+    session: Session, study_id: int, number: int
+) -> tuple[StudyRow, TrialRow | None, BracketRow | None] | None:
+    """The locked study, and its trial `number` with that trial's bracket, in one round trip."""
+    stmt = (
+        select(StudyRow, TrialRow, BracketRow)
+        .outerjoin(TrialRow, (TrialRow.study_id == StudyRow.id) & (TrialRow.number == number))
+        .outerjoin(BracketRow, BracketRow.id == TrialRow.bracket_id)
+        .where(StudyRow.id == study_id)
+        .with_for_update(of=StudyRow)
+    )
+    row = session.execute(stmt).one_or_none()
+    return None if row is None else (row[0], row[1], row[2])
+
+
+def get_study(session: Session, study_id: int, *, with_config: bool = False) -> StudyRow | None:
+    """The study row; its settings and space are loaded now only `with_config` (they are
+    read lazily otherwise, which detached rows cannot do)."""
+    stmt = select(StudyRow).where(StudyRow.id == study_id)
+    if with_config:
+        stmt = stmt.options(undefer_group("config"))
+    return session.scalars(stmt).one_or_none()
 
 
 def study_by_name(session: Session, name: str) -> StudyRow | None:
-    return session.scalars(select(StudyRow).where(StudyRow.name == name)).one_or_none()
+    stmt = select(StudyRow).where(StudyRow.name == name).options(undefer_group("config"))
+    return session.scalars(stmt).one_or_none()
 
 
 def list_studies(session: Session, *, after: int | None, limit: int) -> Sequence[StudyRow]:
-    stmt = select(StudyRow).order_by(StudyRow.id).limit(limit)
+    stmt = select(StudyRow).options(undefer_group("config")).order_by(StudyRow.id).limit(limit)
     if after is not None:
         stmt = stmt.where(StudyRow.id > after)
     return session.scalars(stmt).all()
@@ -57,15 +102,6 @@ def delete_study(session: Session, study_id: int) -> None:
 # -- brackets -----------------------------------------------------------------------------
 
 
-def open_brackets(session: Session, study_id: int) -> Sequence[BracketRow]:
-    stmt = (
-        select(BracketRow)
-        .where(BracketRow.study_id == study_id, BracketRow.is_open)
-        .order_by(BracketRow.id)
-    )
-    return session.scalars(stmt).all()
-
-
 def brackets_of(session: Session, study_id: int) -> Sequence[BracketRow]:
     stmt = select(BracketRow).where(BracketRow.study_id == study_id).order_by(BracketRow.id)
     return session.scalars(stmt).all()
@@ -80,15 +116,6 @@ def get_bracket(session: Session, bracket_id: int) -> BracketRow:
 # -- trials: the scheduler's look-ups --------------------------------------------------------
 
 
-def running_trial_of(session: Session, study_id: int, worker_id: str) -> TrialRow | None:
-    stmt = select(TrialRow).where(
-        TrialRow.study_id == study_id,
-        TrialRow.worker_id == worker_id,
-        TrialRow.status == "running",
-    )
-    return session.scalars(stmt).one_or_none()
-
-
 def newest_pending(session: Session, study_id: int) -> int | None:
     stmt = (
         select(TrialRow.id)
@@ -99,11 +126,17 @@ def newest_pending(session: Session, study_id: int) -> int | None:
     return session.scalars(stmt).first()
 
 
-def is_tried(session: Session, study_id: int, values_hash: str) -> bool:
-    stmt = select(TrialRow.id).where(
-        TrialRow.study_id == study_id, TrialRow.values_hash == values_hash
+def insert_trial(session: Session, fields: dict[str, Any]) -> TrialRow | None:
+    """Insert a trial; None when its sampled configuration is already in the study (the
+    unique (study, values_hash) constraint decides, in the same round trip)."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        insert(TrialRow)
+        .values(**fields)
+        .on_conflict_do_nothing(index_elements=["study_id", "values_hash"])
+        .returning(TrialRow)
     )
-    return session.scalars(stmt.limit(1)).first() is not None
+    return session.scalars(stmt).first()
 
 
 def has_running(session: Session, study_id: int) -> bool:

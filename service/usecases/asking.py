@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -30,13 +31,15 @@ class AskResult:
 
 
 class SqlStudyView:
-    """The core's read-only view of a study, backed by indexed queries in this transaction."""
+    """The core's read-only view of a study: the rows read with the study's lock, and
+    indexed look-ups in this transaction. Whether a configuration was tried before is
+    answered by the unique (study, values_hash) constraint when the trial is inserted; the
+    view remembers the ones that collided, and the ask is decided again (see `ask`)."""
 
-    def __init__(self, session: Session, study: StudyRow):
+    def __init__(self, session: Session, study: StudyRow, brackets: list[BracketRow]):
         self.session, self.study = session, study
-        self.brackets: dict[int, BracketRow] = {
-            b.id: b for b in repo.open_brackets(session, study.id)
-        }
+        self.brackets: dict[int, BracketRow] = {b.id: b for b in brackets}
+        self.collided: set[str] = set()
 
     @property
     def state(self) -> StudyState:
@@ -62,11 +65,13 @@ class SqlStudyView:
         )
 
     def newest_pending(self) -> TrialRef | None:
+        if self.study.pending_count == 0:
+            return None
         trial_id = repo.newest_pending(self.session, self.study.id)
         return None if trial_id is None else TrialRef(trial_id)
 
     def is_tried(self, values_hash: str) -> bool:
-        return repo.is_tried(self.session, self.study.id, values_hash)
+        return values_hash in self.collided
 
     def has_running(self) -> bool:
         return repo.has_running(self.session, self.study.id)
@@ -74,113 +79,154 @@ class SqlStudyView:
 
 def ask(ctx: Context, study_id: int, worker_id: str) -> AskResult:
     def work(session: Session) -> AskResult:
-        study = repo.lock_study(session, study_id)
-        if study is None:
+        found = repo.lock_study_for_ask(session, study_id, worker_id)
+        if found is None:
             raise NotFound(f"study {study_id} not found")
+        study, held, brackets = found
         now = utcnow()
-        held = repo.running_trial_of(session, study.id, worker_id)
+        config = ctx.config(study)
         if held is not None:  # the same worker asking again gets its trial back
-            held.lease_expires_at = lease_until(study, now)
+            held.lease_expires_at = lease_until(config, now)
             return AskResult("run", held)
         if study.status != "running":
             return AskResult("done", reason=study.reason)
-        config = ctx.config(study)
-        reclaim_expired_leases(session, config, study, now)
-        view = SqlStudyView(session, study)
-        decision = decide(config, view)
-        return _apply(
-            session,
-            study,
-            view,
-            decision,
-            worker_id=worker_id,
-            now=now,
-            wait_seconds=ctx.wait_seconds,
-        )
+        view = SqlStudyView(session, study, brackets)
+        reclaim_expired_leases(session, config, view, now)
+        while True:  # again only when a sampled configuration turned out to be tried before
+            decision = decide(config, view)
+            result = _apply(
+                session,
+                config,
+                view,
+                decision,
+                worker_id=worker_id,
+                now=now,
+                wait_seconds=ctx.wait_seconds,
+            )
+            if result is not None:
+                return result
+            assert isinstance(decision, d.StartTrial)
+            view.collided.add(decision.values_hash)
 
-    return ctx.db.transaction(work)
+    return ctx.db.transaction(work, study=study_id)
+
+
+def lease_check_interval(config: StudyConfig) -> float:
+    """How often ask looks for expired leases: a vanished worker's trial waits at most this
+    much longer than its lease before it is offered again."""
+    return min(1.0, config.lease_seconds / 10)
 
 
 def reclaim_expired_leases(
-    session: Session, config: StudyConfig, study: StudyRow, now: datetime
+    session: Session, config: StudyConfig, view: SqlStudyView, now: datetime
 ) -> None:
     """Trials whose worker stopped renewing the lease go back to be offered again; a trial
     lost more often than the study allows fails."""
+    study = view.study
+    interval = timedelta(seconds=lease_check_interval(config))
+    if study.leases_checked_at is not None and now - study.leases_checked_at < interval:
+        return
+    study.leases_checked_at = now
     for trial in repo.expired_leases(session, study.id, now):
         trial.lost_leases += 1
         failed = judge_lost_lease(config, lost_leases=trial.lost_leases)
         if failed is None:
             put_back(study, trial, keep_worker=True)
         else:
-            fail(session, config, study, trial, reason=failed.reason, now=now)
-    session.flush()
+            bracket = view.brackets.get(trial.bracket_id) or repo.get_bracket(
+                session, trial.bracket_id
+            )
+            fail(config, study, bracket, trial, reason=failed.reason, now=now)
 
 
 def _apply(
     session: Session,
-    study: StudyRow,
+    config: StudyConfig,
     view: SqlStudyView,
     decision: d.Decision,
     *,
     worker_id: str,
     now: datetime,
     wait_seconds: float,
-) -> AskResult:
-    study.seed_state, study.exhausted = decision.seed_state, decision.exhausted
-    for key, sizes in decision.resized:
-        view.brackets[key].sizes = list(sizes)  # type: ignore[index]
-    for key in decision.closed:
-        view.brackets[key].is_open = False  # type: ignore[index]
+) -> AskResult | None:
+    """Store the decision. None (nothing stored but a newly opened bracket) when the
+    configuration it sampled is already in the study."""
+    study = view.study
+    if isinstance(decision, d.StartTrial):
+        bracket = _bracket(session, view, decision.bracket)
+        with session.no_autoflush:
+            trial = repo.insert_trial(
+                session,
+                _trial_fields(
+                    study,
+                    bracket,
+                    worker_id=worker_id,
+                    now=now,
+                    config=config,
+                    round=0,
+                    epochs=decision.epochs,
+                    initial_epoch=0,
+                    values=decision.values,
+                    values_hash=decision.values_hash,
+                ),
+            )
+        if trial is None:
+            return None
+        _book(view, decision)
+        _count_new_trial(study, bracket, round=0)
+        return AskResult("run", trial)
 
+    _book(view, decision)
     if isinstance(decision, d.Wait):
         return AskResult("wait", retry_after_s=wait_seconds)
     if isinstance(decision, d.Done):
         study.status, study.reason = ("failed" if decision.failed else "done"), decision.reason
         return AskResult("done", reason=decision.reason)
-
     if isinstance(decision, d.Retry):
         trial = repo.get_trial_by_id(session, decision.trial)  # type: ignore[arg-type]
-    elif isinstance(decision, d.StartTrial):
-        bracket = _bracket(session, study, view, decision.bracket)
-        trial = _new_trial(
-            session,
-            study,
-            bracket,
-            round=0,
-            epochs=decision.epochs,
-            initial_epoch=0,
-            values=decision.values,
-            values_hash=decision.values_hash,
-            parent=None,
-        )
-    elif isinstance(decision, d.Promote):
+        start_run(session, config, study, trial, worker_id=worker_id, now=now)
+        return AskResult("run", trial)
+    if isinstance(decision, d.Promote):
         bracket = view.brackets[decision.bracket]  # type: ignore[index]
         parent = repo.best_promotable(session, bracket.id, decision.round - 1)
         assert parent is not None, "the core promoted from a round with no candidate"
+        with session.no_autoflush:
+            child = repo.insert_trial(
+                session,
+                _trial_fields(
+                    study,
+                    bracket,
+                    worker_id=worker_id,
+                    now=now,
+                    config=config,
+                    round=decision.round,
+                    epochs=decision.epochs,
+                    initial_epoch=decision.initial_epoch,
+                    values=parent.values,
+                    values_hash=None,
+                    parent=parent,
+                ),
+            )
+        assert child is not None
         parent.promoted = True
-        trial = _new_trial(
-            session,
-            study,
-            bracket,
-            round=decision.round,
-            epochs=decision.epochs,
-            initial_epoch=decision.initial_epoch,
-            values=parent.values,
-            values_hash=None,
-            parent=parent,
-        )
-    else:  # pragma: no cover
-        raise TypeError(decision)
-    start_run(session, study, trial, worker_id=worker_id, now=now)
-    session.flush()
-    return AskResult("run", trial)
+        _count_new_trial(study, bracket, round=decision.round)
+        return AskResult("run", child)
+    raise TypeError(decision)  # pragma: no cover
 
 
-def _bracket(
-    session: Session, study: StudyRow, view: SqlStudyView, ref: Hashable | d.NewBracket
-) -> BracketRow:
+def _book(view: SqlStudyView, decision: d.Decision) -> None:
+    """The sampler's bookkeeping that comes with every decision."""
+    view.study.seed_state, view.study.exhausted = decision.seed_state, decision.exhausted
+    for key, sizes in decision.resized:
+        view.brackets[key].sizes = list(sizes)  # type: ignore[index]
+    for key in decision.closed:
+        view.brackets[key].is_open = False  # type: ignore[index]
+
+
+def _bracket(session: Session, view: SqlStudyView, ref: Hashable | d.NewBracket) -> BracketRow:
     if not isinstance(ref, d.NewBracket):
         return view.brackets[ref]  # type: ignore[index]
+    study = view.study
     bracket = BracketRow(
         study_id=study.id,
         iteration=ref.iteration,
@@ -192,42 +238,52 @@ def _bracket(
         is_open=True,
     )
     study.last_iteration, study.last_bracket = ref.iteration, ref.bracket
-    return repo.add(session, bracket)  # type: ignore[no-any-return]
+    repo.add(session, bracket)
+    view.brackets[bracket.id] = bracket  # open now, whatever happens to this decision
+    return bracket
 
 
-def _new_trial(
-    session: Session,
+def _trial_fields(
     study: StudyRow,
     bracket: BracketRow,
     *,
+    worker_id: str,
+    now: datetime,
+    config: StudyConfig,
     round: int,
     epochs: int,
     initial_epoch: int,
-    values: dict,
+    values: dict[str, Any],
     values_hash: str | None,
-    parent: TrialRow | None,
-) -> TrialRow:
-    trial = TrialRow(
-        study_id=study.id,
-        number=study.trial_count,
-        bracket_id=bracket.id,
-        iteration=bracket.iteration,
-        bracket=bracket.bracket,
-        round=round,
-        epochs=epochs,
-        initial_epoch=initial_epoch,
-        parent_id=parent.id if parent else None,
-        parent_number=parent.number if parent else None,
-        values=dict(values),
-        values_hash=values_hash,
-        status="running",
-        runs=0,
-        failed_runs=0,
-        lost_leases=0,
-        promoted=False,
-    )
+    parent: TrialRow | None = None,
+) -> dict[str, Any]:
+    """A new trial, inserted already running for `worker_id` (one statement)."""
+    return {
+        "study_id": study.id,
+        "number": study.trial_count,
+        "bracket_id": bracket.id,
+        "iteration": bracket.iteration,
+        "bracket": bracket.bracket,
+        "round": round,
+        "epochs": epochs,
+        "initial_epoch": initial_epoch,
+        "parent_id": parent.id if parent else None,
+        "parent_number": parent.number if parent else None,
+        "values": dict(values),
+        "values_hash": values_hash,
+        "status": "running",
+        "worker_id": worker_id,
+        "lease_expires_at": lease_until(config, now),
+        "started_at": now,
+        "created_at": now,
+        "runs": 1,
+        "failed_runs": 0,
+        "lost_leases": 0,
+        "promoted": False,
+    }
+
+
+def _count_new_trial(study: StudyRow, bracket: BracketRow, *, round: int) -> None:
     study.trial_count += 1
     bracket.created = bump(bracket.created, round)
     bracket.active += 1
-    session.add(trial)
-    return trial

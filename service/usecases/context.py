@@ -30,6 +30,7 @@ def build_config(settings: dict[str, Any], space: list[dict[str, Any]]) -> Study
         max_collisions=settings["max_collisions"],
         tune_new_entries=settings["tune_new_entries"],
         allow_new_entries=settings["allow_new_entries"],
+        lease_seconds=settings["lease_seconds"],
     )
 
 

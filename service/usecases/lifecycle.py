@@ -1,5 +1,6 @@
 """A trial's state changes, shared by ask (start, lost lease) and tell (complete, retry,
-fail), with the bracket and study counters that the scheduler reads kept in step."""
+fail), with the bracket and study counters that the scheduler reads kept in step. Every
+change of a trial's status goes through `_set_status`."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from service.db import repository as repo
 from service.db.models import BracketRow, StudyRow, TrialRow
 
 
-def lease_until(study: StudyRow, now: datetime) -> datetime:
-    return now + timedelta(seconds=study.settings["lease_seconds"])
+def lease_until(config: StudyConfig, now: datetime) -> datetime:
+    return now + timedelta(seconds=config.lease_seconds)
 
 
 def bump(counts: list[int], index: int, delta: int = 1) -> list[int]:
@@ -24,13 +25,26 @@ def bump(counts: list[int], index: int, delta: int = 1) -> list[int]:
     return changed
 
 
+def _set_status(study: StudyRow, trial: TrialRow, status: str) -> None:
+    """Change a trial's status, keeping the study's count of pending trials."""
+    study.pending_count += (status == "pending") - (trial.status == "pending")
+    trial.status = status
+
+
 def start_run(
-    session: Session, study: StudyRow, trial: TrialRow, *, worker_id: str, now: datetime
+    session: Session,
+    config: StudyConfig,
+    study: StudyRow,
+    trial: TrialRow,
+    *,
+    worker_id: str,
+    now: datetime,
 ) -> None:
     if trial.runs > 0:  # offered again: the new run starts with a clean history
         repo.delete_metrics(session, trial.id)
-    trial.status, trial.worker_id = "running", worker_id
-    trial.lease_expires_at = lease_until(study, now)
+    _set_status(study, trial, "running")
+    trial.worker_id = worker_id
+    trial.lease_expires_at = lease_until(config, now)
     trial.started_at, trial.queue_seq = now, None
     trial.best_value = trial.best_epoch = None
     trial.runs += 1
@@ -40,38 +54,39 @@ def put_back(study: StudyRow, trial: TrialRow, *, keep_worker: bool) -> None:
     """Queue the trial to be offered again (same id and values), newest first. A trial whose
     lease was lost remembers that worker, whose late tell is then still accepted."""
     study.queue_counter += 1
-    trial.status, trial.queue_seq, trial.lease_expires_at = "pending", study.queue_counter, None
+    _set_status(study, trial, "pending")
+    trial.queue_seq, trial.lease_expires_at = study.queue_counter, None
     if not keep_worker:
         trial.worker_id = None
 
 
 def complete(
-    session: Session,
     config: StudyConfig,
     study: StudyRow,
+    bracket: BracketRow,
     trial: TrialRow,
     *,
     score: float,
     now: datetime,
 ) -> None:
-    trial.status, trial.score = "completed", score
-    trial.score_key = config.objective.key(score)
-    bracket = repo.get_bracket(session, trial.bracket_id)
+    _set_status(study, trial, "completed")
+    trial.score, trial.score_key = score, config.objective.key(score)
     bracket.completed = bump(bracket.completed, trial.round)
     _end(config, study, bracket, trial, now=now, failure=None)
 
 
 def fail(
-    session: Session,
     config: StudyConfig,
     study: StudyRow,
+    bracket: BracketRow,
     trial: TrialRow,
     *,
     reason: str,
     now: datetime,
 ) -> None:
-    trial.status, trial.error = "failed", reason
-    _end(config, study, repo.get_bracket(session, trial.bracket_id), trial, now=now, failure=reason)
+    _set_status(study, trial, "failed")
+    trial.error = reason
+    _end(config, study, bracket, trial, now=now, failure=reason)
 
 
 def _end(

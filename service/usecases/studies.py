@@ -80,7 +80,7 @@ def list_studies(
 
 def get_study(ctx: Context, study_id: int) -> StudyDetails:
     with ctx.db.read() as session:
-        study = repo.get_study(session, study_id)
+        study = repo.get_study(session, study_id, with_config=True)
         if study is None:
             raise NotFound(f"study {study_id} not found")
         best = repo.best_trials(session, study_id, 1)
@@ -99,4 +99,4 @@ def delete_study(ctx: Context, study_id: int) -> None:
             raise NotFound(f"study {study_id} not found")
         repo.delete_study(session, study_id)
 
-    ctx.db.transaction(work)
+    ctx.db.transaction(work, study=study_id)

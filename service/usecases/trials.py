@@ -35,8 +35,8 @@ class TrialDetails:
     history: Sequence[TrialMetricRow] | None = None
 
 
-def _study(session: Session, study_id: int, *, lock: bool = False) -> StudyRow:
-    study = repo.lock_study(session, study_id) if lock else repo.get_study(session, study_id)
+def _study(session: Session, study_id: int) -> StudyRow:
+    study = repo.get_study(session, study_id)
     if study is None:
         raise NotFound(f"study {study_id} not found")
     return study
@@ -78,7 +78,7 @@ def report(ctx: Context, study_id: int, number: int, body: ReportRequest) -> Tri
         value = objective.value(body.metrics)
         if value is not None and objective.better(value, trial.best_value):
             trial.best_value, trial.best_epoch = value, body.epoch
-        trial.lease_expires_at = lease_until(study, utcnow())
+        trial.lease_expires_at = lease_until(ctx.config(study), utcnow())
         return trial
 
     return ctx.db.transaction(work)
@@ -89,7 +89,7 @@ def heartbeat(ctx: Context, study_id: int, number: int, worker_id: str) -> Trial
 
     def work(session: Session) -> TrialRow:
         study = _study(session, study_id)
-        expires = lease_until(study, utcnow())
+        expires = lease_until(ctx.config(study), utcnow())
         if repo.renew_lease(session, study.id, number, worker_id, expires) == 0:
             _check_holder(_trial(session, study.id, number), worker_id)  # says why
             raise LeaseLost(f"trial {number} is not held by worker {worker_id!r}")
@@ -107,8 +107,12 @@ def tell(ctx: Context, study_id: int, number: int, body: TellRequest) -> TrialRo
     digest = tell_digest(body)
 
     def work(session: Session) -> TrialRow:
-        study = _study(session, study_id, lock=True)
-        trial = _trial(session, study.id, number)
+        found = repo.lock_study_with_trial(session, study_id, number)
+        if found is None:
+            raise NotFound(f"study {study_id} not found")
+        study, trial, bracket = found
+        if trial is None or bracket is None:
+            raise NotFound(f"study {study_id} has no trial {number}")
         late = (
             trial.status == "pending"
             and trial.worker_id is not None
@@ -140,17 +144,17 @@ def tell(ctx: Context, study_id: int, number: int, body: TellRequest) -> TrialRo
         if body.metrics is not None:
             trial.metrics = body.metrics
         if isinstance(outcome, Completed):
-            complete(session, config, study, trial, score=outcome.score, now=now)
+            complete(config, study, bracket, trial, score=outcome.score, now=now)
         else:
             trial.failed_runs += 1
             if isinstance(outcome, RetryLater):
                 trial.error = outcome.reason
                 put_back(study, trial, keep_worker=False)
             else:
-                fail(session, config, study, trial, reason=outcome.reason, now=now)
+                fail(config, study, bracket, trial, reason=outcome.reason, now=now)
         return trial
 
-    return ctx.db.transaction(work)
+    return ctx.db.transaction(work, study=study_id)
 
 
 def _score(config: StudyConfig, trial: TrialRow, body: TellRequest) -> float | None:

@@ -1,0 +1,174 @@
+"""What the benchmarks share: databases, server processes, load loops and statistics.
+
+Every benchmark measures side by side in one run and prints ratios, because the machine is
+shared and noisy. `--smoke` runs each one for a few seconds (CI does that); results then are
+not meaningful, only that the benchmark still works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+POSTGRES_URL = os.environ.get(
+    "RUNG_BENCH_POSTGRES_URL",
+    os.environ.get("RUNG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+)
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--smoke", action="store_true", help="a few seconds, to check it runs")
+    p.add_argument(
+        "--databases", default="postgresql,sqlite", help="comma-separated: postgresql, sqlite"
+    )
+    return p
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def database(kind: str) -> Iterator[str]:
+    """A new, empty database of `kind`, dropped afterwards."""
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory() as tmp:
+            yield f"sqlite:///{tmp}/bench.db"
+        return
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    name = f"rung_bench_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                {"n": name},
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@dataclass
+class Process:
+    process: subprocess.Popen[bytes]
+    url: str
+
+    def peak_rss_mib(self) -> float:
+        """The process's peak resident memory so far (Linux VmHWM)."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+
+@contextmanager
+def serve(command: list[str], env: dict[str, str], *, ready: str = "/healthz") -> Iterator[Process]:
+    port = free_port()
+    environment = dict(os.environ, **env)
+    log_path = Path(tempfile.mkstemp(prefix="bench-server-", suffix=".log")[1])
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [*command, "--port", str(port)],
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            if process.poll() is not None:
+                raise RuntimeError(log_path.read_text()[-3000:])
+            try:
+                if httpx.get(url + ready, timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield Process(process, url)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@contextmanager
+def rung_server(database_url: str, **env: str) -> Iterator[Process]:
+    """`rung serve` on a database that gets its schema first."""
+    from service.db import migrate
+
+    migrate.upgrade(database_url)
+    settings = {
+        "RUNG_DATABASE_URL": database_url,
+        "RUNG_LOG_LEVEL": "warning",
+        "RUNG_DB_POOL_SIZE": "40",
+        **env,
+    }
+    with serve([sys.executable, "-m", "rung.cli", "serve"], settings, ready="/readyz") as p:
+        yield p
+
+
+@dataclass
+class Latencies:
+    samples: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, name: str, seconds: float) -> None:
+        self.samples.setdefault(name, []).append(seconds)
+
+    def percentile(self, name: str, q: float) -> float:
+        values = sorted(self.samples.get(name, []))
+        if not values:
+            return float("nan")
+        return values[min(len(values) - 1, int(q * len(values)))] * 1000
+
+    def p50(self, name: str) -> float:
+        return self.percentile(name, 0.50)
+
+    def p99(self, name: str) -> float:
+        return self.percentile(name, 0.99)
+
+    def mean_ms(self, name: str) -> float:
+        values = self.samples.get(name, [])
+        return statistics.fmean(values) * 1000 if values else float("nan")
+
+
+async def run_clients(
+    workers: int, seconds: float, loop: Callable[[int, float, Latencies], Awaitable[int]]
+) -> tuple[float, Latencies]:
+    """Run `loop(worker, deadline, latencies)` for `workers` concurrent tasks; returns
+    completed pairs per second and the latencies."""
+    latencies = Latencies()
+    started = time.perf_counter()
+    deadline = started + seconds
+    done = await asyncio.gather(*(loop(i, deadline, latencies) for i in range(workers)))
+    return sum(done) / (time.perf_counter() - started), latencies
+
+
+def table(header: list[str], rows: list[list[object]]) -> str:
+    def cell(value: object) -> str:
+        return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)

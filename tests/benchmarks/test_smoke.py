@@ -1,0 +1,33 @@
+"""Every benchmark in its seconds-long smoke mode: it runs and prints its table. Numbers are
+not checked here (a benchmark never fails a test by being slow); the README has them."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import POSTGRES_URL
+
+ROOT = Path(__file__).resolve().parents[2]
+DATABASES = "sqlite,postgresql" if POSTGRES_URL else "sqlite"
+
+
+@pytest.mark.parametrize(
+    "benchmark, header",
+    [
+        ("core_decision", "µs per decision"),
+        ("throughput", "Rung/floor"),
+        ("growth", "server peak RSS MiB"),
+        ("cluster", "utilisation"),
+    ],
+)
+def test_benchmark_runs_in_smoke_mode(benchmark, header):
+    args = [sys.executable, "-m", f"benchmarks.{benchmark}", "--smoke"]
+    if benchmark != "core_decision":
+        args += ["--databases", DATABASES]
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert header in result.stdout
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert len(rows) >= 3  # a header and at least one measured row
