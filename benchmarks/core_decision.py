@@ -13,9 +13,8 @@ import gc
 import random
 import time
 
-from rung.space import Choice, Float, Int, SearchSpace
-
 from benchmarks.common import parser, table
+from rung.space import Choice, Float, Int, SearchSpace
 from service.core.decisions import Done, Wait
 from service.core.hyperband import decide
 from service.core.memory import MemoryStudy

@@ -13,12 +13,12 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from rung.schemas import StudyCreate
 from sqlalchemy import insert, text, update
 
 from benchmarks.common import database, parser, rung_server, table
 from benchmarks.core_decision import study_with_history
 from benchmarks.throughput import STUDY, measure_rung
+from rung.schemas import StudyCreate
 from service.db import migrate
 from service.db.models import BracketRow, StudyRow, TrialRow
 from service.db.session import Database

@@ -9,10 +9,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service.api import errors, health, studies, trials
+from service.api.auth import parse_tokens
 from service.api.limits import BodySizeLimit
 from service.db import migrate
 from service.db.session import Database
 from service.errors import SchemaOutdated
+from service.metrics import Metrics, RequestTimer
 from service.settings import Settings
 from service.usecases.context import Context
 
@@ -21,6 +23,7 @@ log = logging.getLogger("rung")
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    tokens = parse_tokens(settings.tokens)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -31,9 +34,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise SchemaOutdated(status.message())
         app.state.ctx = Context(db=db, wait_seconds=settings.wait_seconds)
         log.info("Rung is serving %s (%s)", _safe_url(db), status.message())
+        if not tokens:
+            log.warning(
+                "no API tokens are set: every caller has full access "
+                "(set RUNG_TOKENS to require them)"
+            )
         try:
             yield
         finally:
+            app.state.ctx = None
             db.dispose()
 
     app = FastAPI(
@@ -43,10 +52,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.tokens = tokens
+    app.state.ctx = None
+    app.state.metrics = Metrics(lambda: app.state.ctx.db.engine if app.state.ctx else None)
     errors.install(app)
     app.include_router(studies.router)
     app.include_router(trials.router)
     app.include_router(health.router)
+    app.add_middleware(RequestTimer, metrics=app.state.metrics)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
 

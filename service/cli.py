@@ -32,7 +32,12 @@ def serve(args: argparse.Namespace) -> int:
 
     overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v}
     settings = Settings(**overrides)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        app = create_app(settings)
+    except ValueError as exc:  # e.g. malformed RUNG_TOKENS
+        print(f"rung serve: {exc}", file=sys.stderr)
+        return 2
     log = logging.getLogger("rung")
     url = settings.resolved_database_url()
     engine = make_engine(url, pool_size=1)
@@ -47,7 +52,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"rung serve: {status.message()}", file=sys.stderr)
         return 2
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,

@@ -18,6 +18,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
+    log_format: str = Field("text", pattern="^(text|json)$", description="text or json lines")
+    tokens: str | None = Field(
+        None,
+        description="API tokens as role:token pairs, comma-separated; roles: admin, worker, "
+        "reader. Unset: no authorization (embedded, local use).",
+        repr=False,
+    )
     db_pool_size: int = Field(20, ge=1, le=1000)
     wait_seconds: float = Field(
         1.0, gt=0, description="retry-after hint of a 'wait' answer (workers add jitter)"

@@ -132,9 +132,24 @@ class BaseClient:
     def _get_study(self, study_id: str) -> Call:
         return Call("GET", f"/v1/studies/{study_id}", result=Study)
 
-    def _list_studies(self, limit: int, cursor: str | None) -> Call:
-        params = {"limit": limit} | ({"cursor": cursor} if cursor else {})
+    def _list_studies(self, limit: int, cursor: str | None, *, name: str | None = None) -> Call:
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        if name is not None:
+            params["name"] = name
         return Call("GET", "/v1/studies", params=params, result=Page[Study])
+
+    @staticmethod
+    def _existing(name: str, page: Page[Study]) -> Study:
+        if not page.items:
+            raise errors.ForbiddenError(
+                f"study {name!r} does not exist and this token may not create studies: "
+                "create it with an admin token first (e.g. `rung worker SPEC --create-only`)",
+                status=403,
+                code="forbidden",
+            )
+        return page.items[0]
 
     def _delete_study(self, study_id: str) -> Call:
         return Call("DELETE", f"/v1/studies/{study_id}")
@@ -339,10 +354,15 @@ class Client(BaseClient):
         worker_id: str | None = None,
         **settings: Any,
     ) -> StudyHandle:
-        """A handle on the study `name`, created if it does not exist yet."""
-        study = self.create_study(
-            name, hyperparameters=hyperparameters, objective=objective, **settings
-        )
+        """A handle on the study `name`, created if it does not exist yet. With a token that
+        may not create studies (a worker's), the study must exist: it is looked up by name."""
+        try:
+            study = self.create_study(
+                name, hyperparameters=hyperparameters, objective=objective, **settings
+            )
+        except errors.ForbiddenError:
+            page = self._send(self._list_studies(1, None, name=name))
+            study = self._existing(name, page)
         return StudyHandle(self, study, worker_id=worker_id or default_worker_id())
 
 
@@ -447,9 +467,13 @@ class AsyncClient(BaseClient):
         worker_id: str | None = None,
         **settings: Any,
     ) -> AsyncStudyHandle:
-        study = await self.create_study(
-            name, hyperparameters=hyperparameters, objective=objective, **settings
-        )
+        try:
+            study = await self.create_study(
+                name, hyperparameters=hyperparameters, objective=objective, **settings
+            )
+        except errors.ForbiddenError:
+            page = await self._send(self._list_studies(1, None, name=name))
+            study = self._existing(name, page)
         return AsyncStudyHandle(self, study, worker_id=worker_id or default_worker_id())
 
 

@@ -27,6 +27,11 @@ def register(commands: Any) -> None:
     parser.add_argument("--checkpoint-dir", help="directory shared by the workers")
     parser.add_argument("--worker-id", help="default: host name and process id")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument(
+        "--create-only",
+        action="store_true",
+        help="create the study (discovering its search space) and exit",
+    )
     parser.set_defaults(func=run)
 
 
@@ -60,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
         verbose=0 if args.quiet else 1,
         **settings,
     )
+    if args.create_only:
+        study = tuner.study().study
+        print(f"[rung] study {study.name!r} (id {study.id}) is ready", flush=True)
+        return 0
     tuner.search(**spec.fit_kwargs())
     best = tuner.get_best_hyperparameters()
     if best:

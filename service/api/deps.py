@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request
 
+from rung.schemas import ErrorResponse
 from service.errors import Invalid, NotFound
+from service.metrics import Metrics
 from service.usecases.context import Context
+
+# Every error status an API route can answer, for the OpenAPI document.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 409, 413, 422)
+}
 
 
 def context(request: Request) -> Context:
     return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+def metrics(request: Request) -> Metrics:
+    return request.app.state.metrics  # type: ignore[no-any-return]
 
 
 def study_key(study_id: str) -> int:

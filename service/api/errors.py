@@ -71,7 +71,14 @@ def install(app: FastAPI) -> None:
         details = exc.details
         if isinstance(exc, e.AlreadyFinished):
             details = {"trial": mapping.trial(exc.trial).model_dump(mode="json")}
-        return error_response(status_of(exc), exc.code, exc.message, details)
+        challenge = type(exc) is e.Unauthorized
+        return error_response(
+            status_of(exc),
+            exc.code,
+            exc.message,
+            details,
+            headers={"WWW-Authenticate": "Bearer"} if challenge else None,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,22 +1,25 @@
-"""Liveness and readiness."""
+"""Liveness, readiness and metrics."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.db import migrate
+
+from .auth import READ, allowed
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
 def healthz() -> dict[str, str]:
-    """The process is up."""
+    """The process is up (no token needed)."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", dependencies=allowed(READ))
 def readyz(request: Request) -> JSONResponse:
     """The database answers and its schema is the one this server needs."""
     try:
@@ -26,3 +29,11 @@ def readyz(request: Request) -> JSONResponse:
     if not status.up_to_date:
         return JSONResponse({"status": "unavailable", "detail": status.message()}, 503)
     return JSONResponse({"status": "ok", "schema": status.current})
+
+
+@router.get("/metrics", dependencies=allowed(READ), response_class=Response)
+def metrics(request: Request) -> Response:
+    """Prometheus metrics."""
+    return Response(
+        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rung import schemas as w
-
 from service.core.schedule import Schedule
 from service.db.models import BracketRow, StudyRow, TrialMetricRow, TrialRow
 from service.usecases.context import Context

@@ -81,8 +81,12 @@ def study_by_name(session: Session, name: str) -> StudyRow | None:
     return session.scalars(stmt).one_or_none()
 
 
-def list_studies(session: Session, *, after: int | None, limit: int) -> Sequence[StudyRow]:
+def list_studies(
+    session: Session, *, after: int | None, limit: int, name: str | None = None
+) -> Sequence[StudyRow]:
     stmt = select(StudyRow).options(undefer_group("config")).order_by(StudyRow.id).limit(limit)
+    if name is not None:
+        stmt = stmt.where(StudyRow.name == name)
     if after is not None:
         stmt = stmt.where(StudyRow.id > after)
     return session.scalars(stmt).all()
@@ -166,7 +170,8 @@ def expired_leases(session: Session, study_id: int, now: datetime) -> Sequence[T
         TrialRow.status == "running",
         TrialRow.lease_expires_at < now,
     )
-    return session.scalars(stmt).all()
+    # FOR UPDATE: a heartbeat that renews a lease meanwhile takes the row out of the result.
+    return session.scalars(stmt.with_for_update()).all()
 
 
 def next_lease_expiry(session: Session, study_id: int) -> datetime | None:

@@ -4,7 +4,7 @@ asks the scheduling core for a decision and stores it."""
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +28,7 @@ class AskResult:
     trial: TrialRow | None = None
     retry_after_s: float | None = None
     reason: str | None = None
+    lease_expiries: int = 0  # leases found expired (trials put back or failed) by this ask
 
 
 class SqlStudyView:
@@ -91,7 +92,7 @@ def ask(ctx: Context, study_id: int, worker_id: str) -> AskResult:
         if study.status != "running":
             return AskResult("done", reason=study.reason)
         view = SqlStudyView(session, study, brackets)
-        reclaim_expired_leases(session, config, view, now)
+        expired = reclaim_expired_leases(session, config, view, now)
         while True:  # again only when a sampled configuration turned out to be tried before
             decision = decide(config, view)
             result = _apply(
@@ -104,7 +105,7 @@ def ask(ctx: Context, study_id: int, worker_id: str) -> AskResult:
                 wait_seconds=ctx.wait_seconds,
             )
             if result is not None:
-                return result
+                return replace(result, lease_expiries=expired)
             assert isinstance(decision, d.StartTrial)
             view.collided.add(decision.values_hash)
 
@@ -119,15 +120,16 @@ def lease_check_interval(config: StudyConfig) -> float:
 
 def reclaim_expired_leases(
     session: Session, config: StudyConfig, view: SqlStudyView, now: datetime
-) -> None:
+) -> int:
     """Trials whose worker stopped renewing the lease go back to be offered again; a trial
-    lost more often than the study allows fails."""
+    lost more often than the study allows fails. Returns how many leases had expired."""
     study = view.study
     interval = timedelta(seconds=lease_check_interval(config))
     if study.leases_checked_at is not None and now - study.leases_checked_at < interval:
-        return
+        return 0
     study.leases_checked_at = now
-    for trial in repo.expired_leases(session, study.id, now):
+    expired = repo.expired_leases(session, study.id, now)
+    for trial in expired:
         trial.lost_leases += 1
         failed = judge_lost_lease(config, lost_leases=trial.lost_leases)
         if failed is None:
@@ -137,6 +139,7 @@ def reclaim_expired_leases(
                 session, trial.bracket_id
             )
             fail(config, study, bracket, trial, reason=failed.reason, now=now)
+    return len(expired)
 
 
 def _apply(

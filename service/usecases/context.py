@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rung.space import SearchSpace
-
 from service.core.objective import parse_objective
 from service.core.schedule import Schedule
 from service.core.state import StudyConfig

@@ -7,10 +7,10 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rung.schemas import StudyCreate, to_space
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from rung.schemas import StudyCreate, to_space
 from service.core.objective import ObjectiveError, parse_objective
 from service.db import repository as repo
 from service.db.models import BracketRow, StudyRow, TrialMetricRow, TrialRow
@@ -69,10 +69,10 @@ def create_study(ctx: Context, body: StudyCreate) -> tuple[StudyRow, bool]:
 
 
 def list_studies(
-    ctx: Context, *, after: int | None, limit: int
+    ctx: Context, *, after: int | None, limit: int, name: str | None = None
 ) -> tuple[list[StudyRow], int | None]:
     with ctx.db.read() as session:
-        rows = list(repo.list_studies(session, after=after, limit=limit + 1))
+        rows = list(repo.list_studies(session, after=after, limit=limit + 1, name=name))
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (rows[-1].id if more else None)

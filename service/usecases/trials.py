@@ -15,10 +15,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rung.schemas import ReportRequest, TellRequest
-from rung.space import SpaceError, from_dict
 from sqlalchemy.orm import Session
 
+from rung.schemas import ReportRequest, TellRequest
+from rung.space import SpaceError, from_dict
 from service.core.outcomes import Completed, RetryLater, judge_run
 from service.core.state import StudyConfig
 from service.db import repository as repo

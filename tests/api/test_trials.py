@@ -248,7 +248,7 @@ def test_consecutive_failures_fail_the_study(client):
 def test_an_expired_lease_offers_the_trial_again(client):
     sid = create(client, lease_seconds=0.3, max_lost_leases_per_trial=1)["id"]
     lost = ask(client, sid, "dead-worker")["trial"]
-    time.sleep(0.4)
+    time.sleep(0.5)
     again = ask(client, sid, "w2")["trial"]
     assert again["id"] == lost["id"] and again["hyperparameters"] == lost["hyperparameters"]
     assert again["lost_leases"] == 1 and again["failed_runs"] == 0
@@ -259,7 +259,7 @@ def test_an_expired_lease_offers_the_trial_again(client):
         "lease_lost",
     )
     assert_error(tell(client, sid, lost["id"], 0.1, worker="dead-worker"), 409, "lease_lost")
-    time.sleep(0.4)  # lost a second time: over the limit of 1, the trial fails
+    time.sleep(0.6)  # lost a second time: over the limit of 1, the trial fails
     ask(client, sid, "w3")
     stored = client.get(trial_path(sid, lost["id"])).json()
     assert stored["status"] == "failed" and "lost its lease 2 time(s)" in stored["error"]
@@ -269,7 +269,7 @@ def test_a_late_tell_of_a_trial_not_yet_offered_again_is_taken(client):
     sid = create(client, lease_seconds=0.2)["id"]
     first = ask(client, sid, "slow-1")["trial"]
     second = ask(client, sid, "slow-2")["trial"]
-    time.sleep(0.3)
+    time.sleep(0.6)
     reoffered = ask(client, sid, "fresh")["trial"]  # reclaims both, offers the newest again
     assert reoffered["id"] == second["id"]
     assert client.get(trial_path(sid, first["id"])).json()["status"] == "pending"

@@ -10,6 +10,7 @@ import time
 
 import keras
 import numpy as np
+
 from rung.keras import current_trial
 
 STUDY = {

@@ -140,7 +140,6 @@ def test_a_killed_worker_does_not_stop_the_study(tmp_path, sqlite_template):
 def test_a_missing_parent_checkpoint_means_training_from_scratch(client, tmp_path, monkeypatch):
     import rung.keras
     from rung.client import Client
-
     from tests.client import digits_job
 
     monkeypatch.setenv("RUNG_TEST_RECORD", str(tmp_path / "records.jsonl"))

@@ -7,9 +7,9 @@ import time
 import httpx
 import keras_tuner as kt
 import pytest
+
 from rung import errors
 from rung.client import AsyncClient, Client, RetryPolicy
-
 from service.core.schedule import Schedule
 from tests.api.helpers import SPACE
 
@@ -242,7 +242,7 @@ def test_a_trial_session_notices_a_lost_lease(sdk):
         "lost", hyperparameters=SPACE, objective="val_loss", lease_seconds=0.3, worker_id="w1"
     )
     trial = study.next_trial()
-    time.sleep(0.4)  # no heartbeat: the lease expires
+    time.sleep(0.6)  # no heartbeat: the lease expires
     other = sdk.study(
         "lost", hyperparameters=SPACE, objective="val_loss", lease_seconds=0.3, worker_id="w2"
     )

@@ -4,6 +4,7 @@ for Keras Tuner's documented `build_model` examples."""
 import keras
 import keras_tuner as kt
 import pytest
+
 from rung.hyperparameters import HyperParameters, NewEntryError, discover_space
 
 

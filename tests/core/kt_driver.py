@@ -19,8 +19,8 @@ from typing import Any
 import keras_tuner as kt
 from keras_tuner.src.engine.trial import TrialStatus
 from keras_tuner.src.tuners.hyperband import HyperbandOracle
-from rung.space import Boolean, Choice, Fixed, Float, HyperParameter, Int, SearchSpace
 
+from rung.space import Boolean, Choice, Fixed, Float, HyperParameter, Int, SearchSpace
 from service.core.decisions import Done, Wait
 from service.core.memory import MemoryStudy
 from service.core.objective import parse_objective

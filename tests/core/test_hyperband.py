@@ -8,8 +8,8 @@ from collections import Counter, defaultdict
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rung.space import Choice, Fixed, Int, SearchSpace
 
+from rung.space import Choice, Fixed, Int, SearchSpace
 from service.core.decisions import Done, Wait
 from service.core.hyperband import REASON_COMPLETED, REASON_EXHAUSTED
 from service.core.memory import COMPLETED, FAILED, PENDING, MemoryStudy, MemoryTrial

@@ -8,8 +8,8 @@ and with several simulated workers finishing in a random order; every hand-out i
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rung.space import Choice, Int, SearchSpace
 
+from rung.space import Choice, Int, SearchSpace
 from service.core.decisions import Done
 from service.core.schedule import Schedule
 

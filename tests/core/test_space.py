@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from keras_tuner.src.tuners.hyperband import HyperbandOracle
-from rung.space import Boolean, Choice, Condition, Fixed, Float, Int, SearchSpace, SpaceError
 
+from rung.space import Boolean, Choice, Condition, Fixed, Float, Int, SearchSpace, SpaceError
 from service.core.sampler import sample_new, sample_values, values_hash
 
 from .kt_driver import to_keras_tuner

@@ -5,8 +5,8 @@ match Keras Tuner's HyperbandOracle hand-out for hand-out."""
 from types import SimpleNamespace
 
 import pytest
-from rung.schemas import StudyCreate, TellRequest
 
+from rung.schemas import StudyCreate, TellRequest
 from service.core.decisions import Done, Wait
 from service.db.session import Database
 from service.usecases import asking, studies, trials
