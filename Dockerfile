@@ -23,6 +23,6 @@ RUN pip install . && mkdir -p /data && chown rung /data
 USER rung
 ENV RUNG_HOST=0.0.0.0 RUNG_PORT=8000 RUNG_DATA_DIR=/data
 EXPOSE 8000
-HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
-  CMD ["python", "-c", "import os, sys, urllib.request; sys.exit(urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"RUNG_PORT\"]}/readyz', timeout=2).status != 200)"]
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["python", "-m", "service.healthcheck"]
 CMD ["sh", "-c", "rung db upgrade && exec rung serve"]

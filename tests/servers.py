@@ -41,14 +41,23 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """An Authorization header with the first of RUNG_TOKENS, if the server has tokens."""
+        for pair in self.env.get("RUNG_TOKENS", "").split(","):
+            token = pair.partition(":")[2]
+            if token:
+                return {"Authorization": f"Bearer {token}"}
+        return {}
+
     def start(self, *, timeout: float = 30.0) -> Server:
         env = dict(
             os.environ,
             RUNG_DATABASE_URL=self.database_url,
             RUNG_WAIT_SECONDS="0.05",
             RUNG_LOG_LEVEL="warning",
-            **self.env,
         )
+        env.update(self.env)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "rung.cli", "serve", "--port", str(self.port)],
@@ -61,7 +70,10 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"rung serve exited: {self.log_path.read_text()[-2000:]}")
             try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                if (
+                    httpx.get(self.url + "/readyz", headers=self.headers, timeout=1).status_code
+                    == 200
+                ):
                     return self
             except httpx.TransportError:
                 pass

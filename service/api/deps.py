@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import Request
@@ -25,22 +26,31 @@ def metrics(request: Request) -> Metrics:
     return request.app.state.metrics  # type: ignore[no-any-return]
 
 
+def _number(text: str, digits: int) -> int | None:
+    """The non-negative integer `text` spells in ASCII digits, or None ("²" is a digit to
+    str.isdigit, not to int())."""
+    return int(text) if re.fullmatch(rf"[0-9]{{1,{digits}}}", text) else None
+
+
 def study_key(study_id: str) -> int:
     """Ids are opaque strings to clients; one that could never exist is simply not found."""
-    if not study_id.isdigit() or len(study_id) > 18:
+    key = _number(study_id, 18)
+    if key is None:
         raise NotFound(f"study {study_id!r} not found")
-    return int(study_id)
+    return key
 
 
 def trial_key(study_id: str, trial_id: str) -> int:
-    if not trial_id.isdigit() or len(trial_id) > 9:
+    key = _number(trial_id, 9)
+    if key is None:
         raise NotFound(f"study {study_id!r} has no trial {trial_id!r}")
-    return int(trial_id)
+    return key
 
 
 def cursor_key(cursor: str | None) -> int | None:
     if cursor is None:
         return None
-    if not cursor.isdigit() or len(cursor) > 18:
+    key = _number(cursor, 18)
+    if key is None:
         raise Invalid(f"cursor: {cursor!r} is not a cursor this API returned")
-    return int(cursor)
+    return key

@@ -9,8 +9,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from service.db import migrate
 
 from .auth import READ, allowed
+from .deps import ERRORS
 
 router = APIRouter(tags=["health"])
+AUTH_ERRORS = {status: ERRORS[status] for status in (401, 403)}
 
 
 @router.get("/healthz")
@@ -19,7 +21,11 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", dependencies=allowed(READ))
+@router.get(
+    "/readyz",
+    dependencies=allowed(READ),
+    responses={**AUTH_ERRORS, 503: {"description": "not ready"}},
+)
 def readyz(request: Request) -> JSONResponse:
     """The database answers and its schema is the one this server needs."""
     try:
@@ -31,7 +37,12 @@ def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "schema": status.current})
 
 
-@router.get("/metrics", dependencies=allowed(READ), response_class=Response)
+@router.get(
+    "/metrics",
+    dependencies=allowed(READ),
+    response_class=Response,
+    responses={**AUTH_ERRORS, 200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+)
 def metrics(request: Request) -> Response:
     """Prometheus metrics."""
     return Response(

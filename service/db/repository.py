@@ -28,43 +28,48 @@ def lock_study(session: Session, study_id: int) -> StudyRow | None:
     return session.scalars(stmt).one_or_none()
 
 
-def lock_study_for_ask(
+# Read what a decision needs in statements *after* the one that locks the study. In READ
+# COMMITTED, `SELECT … FOR UPDATE` that waited for a lock re-reads the locked row at its
+# newest version, but rows it joins from other tables come from the snapshot taken before
+# the wait: with two replicas, counters read that way were stale and updates were lost.
+
+
+def ask_rows(
     session: Session, study_id: int, worker_id: str
-) -> tuple[StudyRow, TrialRow | None, list[BracketRow]] | None:
-    """In one round trip: the locked study, the trial `worker_id` is running in it, and the
-    study's open brackets (oldest first)."""
-    stmt = (
-        select(StudyRow, TrialRow, BracketRow)
-        .outerjoin(
-            TrialRow,
-            (TrialRow.study_id == StudyRow.id)
-            & (TrialRow.worker_id == worker_id)
-            & (TrialRow.status == "running"),
+) -> tuple[TrialRow | None, list[BracketRow]]:
+    """The trial `worker_id` is running in the study, and its open brackets (oldest first)."""
+    held = (
+        select(TrialRow.id)
+        .where(
+            TrialRow.study_id == study_id,
+            TrialRow.worker_id == worker_id,
+            TrialRow.status == "running",
         )
+        .scalar_subquery()
+    )
+    stmt = (
+        select(held.label("held"), BracketRow)
+        .select_from(StudyRow)
         .outerjoin(BracketRow, (BracketRow.study_id == StudyRow.id) & BracketRow.is_open)
         .where(StudyRow.id == study_id)
         .order_by(BracketRow.id)
-        .with_for_update(of=StudyRow)
     )
     rows = session.execute(stmt).all()
-    if not rows:
-        return None
-    return rows[0][0], rows[0][1], [row[2] for row in rows if row[2] is not None]
+    held_id = rows[0].held if rows else None
+    trial = session.get(TrialRow, held_id) if held_id is not None else None
+    return trial, [row[1] for row in rows if row[1] is not None]
 
 
-def lock_study_with_trial(
+def trial_with_bracket(
     session: Session, study_id: int, number: int
-) -> tuple[StudyRow, TrialRow | None, BracketRow | None] | None:
-    """The locked study, and its trial `number` with that trial's bracket, in one round trip."""
+) -> tuple[TrialRow, BracketRow] | None:
     stmt = (
-        select(StudyRow, TrialRow, BracketRow)
-        .outerjoin(TrialRow, (TrialRow.study_id == StudyRow.id) & (TrialRow.number == number))
-        .outerjoin(BracketRow, BracketRow.id == TrialRow.bracket_id)
-        .where(StudyRow.id == study_id)
-        .with_for_update(of=StudyRow)
+        select(TrialRow, BracketRow)
+        .join(BracketRow, BracketRow.id == TrialRow.bracket_id)
+        .where(TrialRow.study_id == study_id, TrialRow.number == number)
     )
     row = session.execute(stmt).one_or_none()
-    return None if row is None else (row[0], row[1], row[2])
+    return None if row is None else (row[0], row[1])
 
 
 def get_study(session: Session, study_id: int, *, with_config: bool = False) -> StudyRow | None:

@@ -80,10 +80,10 @@ class SqlStudyView:
 
 def ask(ctx: Context, study_id: int, worker_id: str) -> AskResult:
     def work(session: Session) -> AskResult:
-        found = repo.lock_study_for_ask(session, study_id, worker_id)
-        if found is None:
+        study = repo.lock_study(session, study_id)
+        if study is None:
             raise NotFound(f"study {study_id} not found")
-        study, held, brackets = found
+        held, brackets = repo.ask_rows(session, study.id, worker_id)
         now = utcnow()
         config = ctx.config(study)
         if held is not None:  # the same worker asking again gets its trial back

@@ -107,12 +107,13 @@ def tell(ctx: Context, study_id: int, number: int, body: TellRequest) -> TrialRo
     digest = tell_digest(body)
 
     def work(session: Session) -> TrialRow:
-        found = repo.lock_study_with_trial(session, study_id, number)
-        if found is None:
+        study = repo.lock_study(session, study_id)
+        if study is None:
             raise NotFound(f"study {study_id} not found")
-        study, trial, bracket = found
-        if trial is None or bracket is None:
+        found = repo.trial_with_bracket(session, study.id, number)
+        if found is None:
             raise NotFound(f"study {study_id} has no trial {number}")
+        trial, bracket = found
         late = (
             trial.status == "pending"
             and trial.worker_id is not None

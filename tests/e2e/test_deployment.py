@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -60,12 +61,31 @@ def compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's `${NAME:?message}` and `${NAME:-default}` substitution."""
+
+    def one(match: re.Match[str]) -> str:
+        name, op, arg = match.group(1), match.group(2) or "", match.group(3) or ""
+        if name in env:
+            return env[name]
+        if op == ":?":
+            raise KeyError(f"{name}: {arg}")
+        return arg
+
+    return re.sub(r"\$\{(\w+)(:\?|:-)?([^}]*)\}", one, value)
+
+
+TOKENS = {"RUNG_ADMIN_TOKEN": "compose-admin-token", "RUNG_WORKER_TOKEN": "compose-worker-token"}
+
+
 def test_compose_file_follows_the_compose_specification():
     schema_file = files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json")
     schema = json.loads(schema_file.read_text())
     jsonschema.validate(compose(), schema)
     services = compose()["services"]
-    assert {"postgres", "server", "worker"} <= set(services)
+    assert {"postgres", "server", "balancer", "worker"} <= set(services)
+    assert services["server"]["deploy"]["replicas"] >= 2  # scale-out: stateless replicas
+    assert "server server:8000" in compose()["configs"]["balancer"]["content"]
     for name, service in services.items():
         for dependency in service.get("depends_on", {}):
             assert dependency in services, f"{name} depends on unknown {dependency}"
@@ -105,10 +125,10 @@ def test_the_server_image_entry_command_runs(backend, tmp_path, request):
     # `rung` is on the image's PATH; here it is beside this interpreter.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env.pop("RUNG_DATABASE_URL", None)
-    if backend == "postgresql":
-        assert compose()["services"]["server"]["environment"]["RUNG_DATABASE_URL"].startswith(
-            "postgresql+psycopg://"
-        )
+    if backend == "postgresql":  # as docker-compose runs it: PostgreSQL, tokens, JSON logs
+        server_env = compose()["services"]["server"]["environment"]
+        env.update({k: interpolate(v, TOKENS) for k, v in server_env.items()})
+        assert env["RUNG_DATABASE_URL"].startswith("postgresql+psycopg://")
         env["RUNG_DATABASE_URL"] = request.getfixturevalue("empty_postgres_url")
     command = stage_command(stage, "CMD")
     assert command[:2] == ["sh", "-c"] and "rung db upgrade" in command[2]
@@ -125,7 +145,12 @@ def test_the_server_image_entry_command_runs(backend, tmp_path, request):
                 time.sleep(0.2)
         healthcheck = stage_command(stage, "HEALTHCHECK")
         assert subprocess.run(healthcheck, env=env, timeout=30).returncode == 0
-        assert httpx.get(f"http://127.0.0.1:{port}/v1/studies").status_code == 200
+        headers = {}
+        if "RUNG_TOKENS" in env:
+            assert httpx.get(f"http://127.0.0.1:{port}/v1/studies").status_code == 401
+            headers = {"Authorization": f"Bearer {TOKENS['RUNG_ADMIN_TOKEN']}"}
+        studies = httpx.get(f"http://127.0.0.1:{port}/v1/studies", headers=headers)
+        assert studies.status_code == 200
     finally:
         server.send_signal(signal.SIGTERM)
         code = server.wait(timeout=30)

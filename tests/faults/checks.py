@@ -1,0 +1,75 @@
+"""What every fault test checks at the end: the study finished with every result recorded
+exactly once, no trial held by two live workers at once, and the Keras Tuner schedule."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import httpx
+
+from service.core.schedule import Schedule
+
+
+def records(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def all_trials(base_url: str, study_id: str, headers: dict | None = None) -> list[dict]:
+    trials, cursor = [], None
+    with httpx.Client(base_url=base_url, headers=headers or {}, timeout=30) as http:
+        while True:
+            params = {"limit": 1000} | ({"cursor": cursor} if cursor else {})
+            page = http.get(f"/v1/studies/{study_id}/trials", params=params).json()
+            trials += page["items"]
+            if not (cursor := page["next_cursor"]):
+                return trials
+
+
+def check_study(
+    base_url: str,
+    study_id: str,
+    record: Path,
+    *,
+    max_epochs: int = 27,
+    factor: int = 3,
+    headers: dict | None = None,
+    dead: set[str] = frozenset(),
+) -> list[dict]:
+    """`dead`: workers killed during the run (their hand-outs may be taken over)."""
+    with httpx.Client(base_url=base_url, headers=headers or {}, timeout=30) as http:
+        study = http.get(f"/v1/studies/{study_id}").json()
+    assert study["status"] == "done", study
+    trials = all_trials(base_url, study_id, headers)
+    schedule = Schedule(max_epochs, factor)
+    assert len(trials) == schedule.trials_per_iteration()
+    assert all(t["status"] == "completed" for t in trials), [
+        t for t in trials if t["status"] != "completed"
+    ]
+    shape = Counter((t["bracket"], t["round"], t["epochs"]) for t in trials)
+    assert shape == Counter(
+        {
+            (b, r, schedule.epochs(b, r)): schedule.size(b, r)
+            for b in range(schedule.num_brackets)
+            for r in range(b + 1)
+        }
+    )
+    entries = records(record)
+    told = [e for e in entries if e["event"] == "told"]
+    scores = {t["id"]: t["score"] for t in trials}
+    # every result recorded once: one accepted tell per trial, and it is the stored score
+    assert Counter(e["trial"] for e in told) == Counter({t["id"]: 1 for t in trials})
+    assert all(scores[e["trial"]] == e["score"] for e in told)
+    # no trial held by two live workers: hand-outs of a trial go to one worker, unless the
+    # first holder is one that was killed (then its lease expired and another took it over)
+    holders: dict[str, list[str]] = defaultdict(list)
+    for e in entries:
+        if e["event"] == "run" and e["worker"] not in holders[e["trial"]]:
+            holders[e["trial"]].append(e["worker"])
+    for trial_id, workers in holders.items():
+        alive = [w for w in workers if w not in dead]
+        assert len(alive) <= 1, f"trial {trial_id} was held by {workers}"
+    return trials

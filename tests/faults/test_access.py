@@ -1,0 +1,149 @@
+"""Access control: with tokens configured every call but /healthz needs a bearer token; 401
+without or with an unknown one, 403 for a token without the right. Tokens never reach the
+logs; running without tokens says so once."""
+
+import logging
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from service.api.auth import parse_tokens, role_of
+from service.app import create_app
+from tests.api.helpers import assert_error, study_body
+from tests.servers import running_server
+
+ADMIN, WORKER, READER = "admin-secret-1", "worker-secret-2", "reader-secret-3"
+TOKENS = f"admin:{ADMIN},worker:{WORKER},reader:{READER}"
+
+
+@pytest.fixture
+def secured(settings):
+    with TestClient(create_app(settings.model_copy(update={"tokens": TOKENS}))) as client:
+        yield client
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_every_call_but_healthz_needs_a_token(secured):
+    assert secured.get("/healthz").status_code == 200
+    for method, path in [
+        ("GET", "/v1/studies"),
+        ("POST", "/v1/studies"),
+        ("GET", "/readyz"),
+        ("GET", "/metrics"),
+        ("POST", "/v1/studies/1/ask"),
+        ("GET", "/v1/studies/1/best"),
+        ("DELETE", "/v1/studies/1"),
+    ]:
+        response = secured.request(method, path)
+        assert_error(response, 401, "unauthorized", "bearer token is required")
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert_error(
+            secured.request(method, path, headers=bearer("wrong-token")),
+            401,
+            "unauthorized",
+            "unknown token",
+        )
+        assert_error(
+            secured.request(method, path, headers={"Authorization": f"Basic {ADMIN}"}),
+            401,
+            "unauthorized",
+        )
+
+
+def test_roles(secured):
+    created = secured.post("/v1/studies", json=study_body(), headers=bearer(ADMIN))
+    assert created.status_code == 201
+    sid = created.json()["id"]
+    # a worker token: read, ask, report, heartbeat, tell — but not create or delete studies
+    assert_error(
+        secured.post("/v1/studies", json=study_body("other"), headers=bearer(WORKER)),
+        403,
+        "forbidden",
+        "a worker token cannot do this",
+    )
+    assert_error(secured.delete(f"/v1/studies/{sid}", headers=bearer(WORKER)), 403, "forbidden")
+    trial = secured.post(
+        f"/v1/studies/{sid}/ask", json={"worker_id": "w"}, headers=bearer(WORKER)
+    ).json()["trial"]
+    path = f"/v1/studies/{sid}/trials/{trial['id']}"
+    assert (
+        secured.post(
+            f"{path}/report", json={"epoch": 0, "metrics": {"val_loss": 1}}, headers=bearer(WORKER)
+        ).status_code
+        == 200
+    )
+    assert (
+        secured.post(
+            f"{path}/heartbeat", json={"worker_id": "w"}, headers=bearer(WORKER)
+        ).status_code
+        == 200
+    )
+    assert (
+        secured.post(
+            f"{path}/tell", json={"metrics": {"val_loss": 1}}, headers=bearer(WORKER)
+        ).status_code
+        == 200
+    )
+    assert secured.get(f"/v1/studies/{sid}", headers=bearer(WORKER)).status_code == 200
+    # a reader token: reads only
+    assert secured.get(f"/v1/studies/{sid}/trials", headers=bearer(READER)).status_code == 200
+    assert secured.get("/metrics", headers=bearer(READER)).status_code == 200
+    assert_error(
+        secured.post(f"/v1/studies/{sid}/ask", json={"worker_id": "r"}, headers=bearer(READER)),
+        403,
+        "forbidden",
+    )
+    assert secured.delete(f"/v1/studies/{sid}", headers=bearer(ADMIN)).status_code == 204
+
+
+def test_a_worker_joins_a_study_an_admin_created(secured):
+    from rung import Client
+    from rung.errors import ForbiddenError
+
+    with Client("http://testserver", transport=secured._transport, token=WORKER) as worker:
+        with pytest.raises(ForbiddenError, match="does not exist and this token may not create"):
+            worker.study("later", objective="val_loss")
+        with Client("http://testserver", transport=secured._transport, token=ADMIN) as admin:
+            admin.study("later", objective="val_loss", max_epochs=3)
+        handle = worker.study("later", objective="val_loss", max_epochs=3)
+        assert handle.next_trial() is not None
+
+
+def test_token_parsing_and_matching():
+    tokens = parse_tokens(TOKENS)
+    assert [t.role for t in tokens] == ["admin", "worker", "reader"]
+    assert role_of(tokens, WORKER) == "worker" and role_of(tokens, "nope") is None
+    assert all(len(t.digest) == 32 for t in tokens)  # only hashes are kept
+    for bad, message in [
+        ("root:abcdefghij", "not one of"),
+        ("admin:short", "shorter than 8"),
+        ("justatoken", "not one of"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            parse_tokens(bad)
+
+
+def test_tokens_never_reach_the_logs(database_url, tmp_path):
+    env = {"RUNG_TOKENS": TOKENS, "RUNG_LOG_LEVEL": "debug"}
+    with running_server(database_url, tmp_path, env=env) as server:
+        with httpx.Client(base_url=server.url, headers=bearer(ADMIN)) as http:
+            sid = http.post("/v1/studies", json=study_body()).json()["id"]
+            http.post(f"/v1/studies/{sid}/ask", json={"worker_id": "w"})
+            http.get("/v1/studies", headers=bearer("a-wrong-secret-token"))
+        log = server.log_path.read_text()
+    assert "POST /v1/studies" in log  # the access log is there…
+    for secret in (ADMIN, WORKER, READER, "a-wrong-secret-token"):
+        assert secret not in log  # …without any token
+
+
+def test_without_tokens_one_line_says_so(settings, caplog):
+    with caplog.at_level(logging.WARNING, logger="rung"), TestClient(create_app(settings)):
+        pass
+    lines = [r.getMessage() for r in caplog.records if "no API tokens" in r.getMessage()]
+    assert lines == [
+        "no API tokens are set: every caller has full access (set RUNG_TOKENS to require them)"
+    ]

@@ -1,0 +1,287 @@
+"""Bad input, each answered with a 4xx whose message names the problem, leaving the study as
+it was. The README's table of bad inputs is this list."""
+
+import json
+
+from tests.api.helpers import ask, create, study_body
+
+BIG = "x" * 1_100_000
+
+
+def cases(sid, tid, done):
+    """(label, method, path, body or raw bytes, status, code, message fragment)"""
+    t = f"/v1/studies/{sid}/trials/{tid}"
+    return [
+        (
+            "malformed JSON",
+            "POST",
+            f"/v1/studies/{sid}/ask",
+            b'{"worker_id": ',
+            400,
+            "malformed_json",
+            "invalid JSON",
+        ),
+        (
+            "JSON that is not an object",
+            "POST",
+            f"/v1/studies/{sid}/ask",
+            b"[1, 2]",
+            422,
+            "invalid",
+            "body",
+        ),
+        (
+            "wrong type",
+            "POST",
+            f"/v1/studies/{sid}/ask",
+            {"worker_id": 42},
+            422,
+            "invalid",
+            "worker_id",
+        ),
+        (
+            "missing field",
+            "POST",
+            f"{t}/report",
+            {"metrics": {"val_loss": 1}},
+            422,
+            "invalid",
+            "epoch: Field required",
+        ),
+        (
+            "NaN metric",
+            "POST",
+            f"{t}/report",
+            b'{"epoch": 0, "metrics": {"val_loss": NaN}}',
+            422,
+            "invalid",
+            "metrics.val_loss",
+        ),
+        (
+            "+Inf metric",
+            "POST",
+            f"{t}/tell",
+            b'{"metrics": {"val_loss": Infinity}}',
+            422,
+            "invalid",
+            "metrics.val_loss",
+        ),
+        (
+            "-Inf metric",
+            "POST",
+            f"{t}/tell",
+            b'{"metrics": {"val_loss": -Infinity}}',
+            422,
+            "invalid",
+            "metrics.val_loss",
+        ),
+        (
+            "negative epoch",
+            "POST",
+            f"{t}/report",
+            {"epoch": -1, "metrics": {"val_loss": 1}},
+            422,
+            "invalid",
+            "epoch",
+        ),
+        (
+            "non-integer epoch",
+            "POST",
+            f"{t}/report",
+            {"epoch": 1.5, "metrics": {"val_loss": 1}},
+            422,
+            "invalid",
+            "epoch",
+        ),
+        (
+            "epoch beyond the trial's budget",
+            "POST",
+            f"{t}/report",
+            {"epoch": 500, "metrics": {"val_loss": 1}},
+            422,
+            "invalid",
+            "outside this trial's budget",
+        ),
+        (
+            "unknown study",
+            "POST",
+            "/v1/studies/987654/ask",
+            {"worker_id": "w"},
+            404,
+            "not_found",
+            "study 987654 not found",
+        ),
+        (
+            "unknown trial",
+            "POST",
+            f"/v1/studies/{sid}/trials/99999/tell",
+            {"metrics": {"val_loss": 1}},
+            404,
+            "not_found",
+            "has no trial 99999",
+        ),
+        (
+            "tell on a trial that is not running",
+            "POST",
+            f"/v1/studies/{sid}/trials/{done}/tell",
+            {"metrics": {"val_loss": 0.123}},
+            409,
+            "already_finished",
+            "different result",
+        ),
+        (
+            "report on a trial that is not running",
+            "POST",
+            f"/v1/studies/{sid}/trials/{done}/report",
+            {"epoch": 0, "metrics": {"val_loss": 1}},
+            409,
+            "not_running",
+            "not running",
+        ),
+        (
+            "objective missing from a tell",
+            "POST",
+            f"{t}/tell",
+            {"metrics": {"loss": 1}},
+            422,
+            "invalid",
+            "objective 'val_loss'",
+        ),
+        (
+            "invalid search space",
+            "POST",
+            "/v1/studies",
+            study_body(
+                "bad-space",
+                hyperparameters=[
+                    {
+                        "type": "float",
+                        "name": "lr",
+                        "min_value": 0,
+                        "max_value": 1,
+                        "sampling": "log",
+                    }
+                ],
+            ),
+            422,
+            "invalid",
+            "hyperparameter 'lr': sampling='log' needs min_value > 0",
+        ),
+        (
+            "unknown parent",
+            "POST",
+            "/v1/studies",
+            study_body(
+                "bad-parent",
+                hyperparameters=[
+                    {
+                        "type": "int",
+                        "name": "u",
+                        "min_value": 1,
+                        "max_value": 2,
+                        "conditions": [{"parent_name": "model", "parent_values": ["mlp"]}],
+                    }
+                ],
+            ),
+            422,
+            "invalid",
+            "unknown parent 'model'",
+        ),
+        (
+            "objective without a known direction",
+            "POST",
+            "/v1/studies",
+            study_body("bad-objective", objective="bleu"),
+            422,
+            "invalid",
+            "cannot infer whether 'bleu'",
+        ),
+        (
+            "oversized body",
+            "POST",
+            f"/v1/studies/{sid}/ask",
+            {"worker_id": BIG},
+            413,
+            "too_large",
+            "larger than the limit",
+        ),
+        (
+            "very long name",
+            "POST",
+            "/v1/studies",
+            study_body("n" * 201),
+            422,
+            "invalid",
+            "name: String should have at most 200 characters",
+        ),
+        (
+            "control characters in a name",
+            "POST",
+            "/v1/studies",
+            study_body("tab\there"),
+            422,
+            "invalid",
+            "control characters",
+        ),
+        (
+            "lone surrogate in a name",
+            "POST",
+            "/v1/studies",
+            b'{"name": "\\ud800", "objective": "val_loss"}',
+            422,
+            "invalid",
+            "name",
+        ),
+        (
+            "unknown field",
+            "POST",
+            f"/v1/studies/{sid}/ask",
+            {"worker_id": "w", "gpu": 1},
+            422,
+            "invalid",
+            "gpu: Extra inputs are not permitted",
+        ),
+    ]
+
+
+def snapshot(client, sid):
+    study = client.get(f"/v1/studies/{sid}").json()
+    trials = client.get(f"/v1/studies/{sid}/trials").json()["items"]
+    names = [s["name"] for s in client.get("/v1/studies").json()["items"]]
+    return study, trials, names
+
+
+def test_bad_inputs_get_4xx_naming_the_problem_and_change_nothing(client):
+    sid = create(client, name="intact")["id"]
+    done = ask(client, sid, "w0")["trial"]["id"]
+    client.post(f"/v1/studies/{sid}/trials/{done}/tell", json={"metrics": {"val_loss": 0.5}})
+    tid = ask(client, sid, "w1")["trial"]["id"]
+    before = snapshot(client, sid)
+    seen = []
+    for label, method, path, body, status, code, fragment in cases(sid, tid, done):
+        if isinstance(body, bytes):
+            response = client.request(
+                method, path, content=body, headers={"content-type": "application/json"}
+            )
+        else:
+            response = client.request(method, path, json=body)
+        assert response.status_code == status, (label, response.text[:300])
+        error = response.json()["error"]
+        assert error["code"] == code, (label, error)
+        assert fragment in error["message"], (label, error["message"])
+        seen.append(label)
+        assert snapshot(client, sid) == before, f"{label} changed the study"
+    assert len(seen) == len(cases(sid, tid, done))
+
+
+def test_odd_unicode_is_accepted_where_it_is_just_text(client):
+    names = ["études Ω", "研究-1", "🚀", "\u202eright-to-left", "a\u0301"]
+    for name in names:
+        study = create(client, name=name)
+        assert client.get(f"/v1/studies/{study['id']}").json()["name"] == name
+    listed = [s["name"] for s in client.get("/v1/studies").json()["items"]]
+    assert listed == names
+    worker = "gpu-ü-🚀"
+    trial = ask(client, study["id"], worker)["trial"]
+    assert trial["worker_id"] == worker
+    assert json.dumps(trial)  # round-trips as JSON
