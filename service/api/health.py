@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -12,7 +14,7 @@ from .auth import READ, allowed
 from .deps import ERRORS
 
 router = APIRouter(tags=["health"])
-AUTH_ERRORS = {status: ERRORS[status] for status in (401, 403)}
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {status: ERRORS[status] for status in (401, 403)}
 
 
 @router.get("/healthz")
