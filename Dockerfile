@@ -8,8 +8,7 @@ WORKDIR /app
 FROM base AS worker
 COPY client ./client
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
- && pip install "./client[demo]" \
- && mkdir /checkpoints && chown rung /checkpoints
+ && pip install "./client[demo]"
 USER rung
 ENV KERAS_BACKEND=torch
 CMD ["rung", "worker", "rung.examples.digits"]
@@ -19,7 +18,7 @@ COPY pyproject.toml README.md ./
 COPY client ./client
 COPY service ./service
 COPY migrations ./migrations
-RUN pip install . && mkdir -p /data && chown rung /data
+RUN pip install . && mkdir -p /data /checkpoints && chown rung /data /checkpoints
 USER rung
 ENV RUNG_HOST=0.0.0.0 RUNG_PORT=8000 RUNG_DATA_DIR=/data
 EXPOSE 8000

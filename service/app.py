@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
-from service.api import errors, health, studies, trials
+from service.api import checkpoints, errors, health, studies, trials
 from service.api.auth import parse_tokens
 from service.api.limits import BodySizeLimit
+from service.checkpoints import CheckpointStore
 from service.db import migrate
 from service.db.session import Database
 from service.errors import SchemaOutdated
 from service.metrics import Metrics, RequestTimer
 from service.settings import Settings
+from service.usecases import checkpoints as checkpoint_usecases
 from service.usecases.context import Context
 
 log = logging.getLogger("rung")
@@ -32,16 +36,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not status.up_to_date:
             db.dispose()
             raise SchemaOutdated(status.message())
-        app.state.ctx = Context(db=db, wait_seconds=settings.wait_seconds)
+        store = CheckpointStore(settings.resolved_checkpoint_store())
+        store.sweep_partials()
+        ctx = app.state.ctx = Context(db=db, store=store, wait_seconds=settings.wait_seconds)
         log.info("Rung is serving %s (%s)", _safe_url(db), status.message())
         if not tokens:
             log.warning(
                 "no API tokens are set: every caller has full access "
                 "(set RUNG_TOKENS to require them)"
             )
+        collector = asyncio.create_task(_collect_checkpoints(ctx, settings.checkpoint_gc_seconds))
         try:
             yield
         finally:
+            collector.cancel()
             app.state.ctx = None
             db.dispose()
 
@@ -58,10 +66,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(studies.router)
     app.include_router(trials.router)
+    app.include_router(checkpoints.router)
     app.include_router(health.router)
     app.add_middleware(RequestTimer, metrics=app.state.metrics)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # checkpoint uploads have their own, larger limit (RUNG_MAX_CHECKPOINT_BYTES)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, exempt=("/checkpoint",))
     return app
+
+
+async def _collect_checkpoints(ctx: Context, every: float) -> None:
+    """Delete the checkpoints no study needs any more, every `every` seconds."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            collected = await run_in_threadpool(checkpoint_usecases.collect, ctx)
+            if collected:
+                log.info("deleted %d checkpoint(s) no longer needed", collected)
+        except Exception:  # the next round tries again; never take the server down
+            log.exception("checkpoint collection failed")
 
 
 def _safe_url(db: Database) -> str:

@@ -156,9 +156,7 @@ def demo(args: argparse.Namespace) -> int:
                         study,
                         "--worker-id",
                         f"worker-{i}",
-                        "--checkpoint-dir",
-                        str(settings.data_dir / "checkpoints"),
-                    ],
+                    ],  # no shared directory: checkpoints travel through the server
                     env=env,
                 )
                 for i in range(args.workers)

@@ -30,6 +30,16 @@ class Settings(BaseSettings):
         1.0, gt=0, description="retry-after hint of a 'wait' answer (workers add jitter)"
     )
     max_body_bytes: int = Field(1_000_000, ge=1024, description="largest JSON body accepted")
+    checkpoint_store: str | None = Field(
+        None, description="fsspec URL of the checkpoint store; default: data_dir/checkpoints"
+    )
+    max_checkpoint_bytes: int = Field(4 << 30, ge=1, description="largest checkpoint accepted")
+    checkpoint_gc_seconds: float = Field(
+        5.0, gt=0, description="how often checkpoints no longer needed are deleted"
+    )
+
+    def resolved_checkpoint_store(self) -> str:
+        return self.checkpoint_store or str((self.data_dir / "checkpoints").resolve())
 
     def resolved_database_url(self) -> str:
         if self.database_url:

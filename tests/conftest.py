@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 POSTGRES_URL = os.environ.get("RUNG_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("RUNG_TEST_REQUIRE_POSTGRES") == "1"
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-TABLES = ("trial_metrics", "trials", "brackets", "studies")
+TABLES = ("checkpoints", "trial_metrics", "trials", "brackets", "studies")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import hashlib
 import logging
 import os
 import queue
@@ -28,13 +29,14 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import TypeAdapter
 
 from . import errors
-from .schemas import AskResponse, Page, Study, Trial
+from .schemas import AskResponse, CheckpointInfo, Page, Study, Trial
 from .space import HyperParameter, SearchSpace
 
 log = logging.getLogger("rung.client")
@@ -59,13 +61,45 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class Call:
-    """One API call: what to send and how to read the answer (None: no body)."""
+    """One API call: what to send and how to read the answer (None: no body). `upload` is a
+    file sent as the body; `download` a file the body is written to (checkpoints)."""
 
     method: str
     path: str
     json: Any = None
     params: dict[str, Any] | None = None
     result: Any = None
+    headers: dict[str, str] | None = None
+    upload: Path | None = None
+    download: Path | None = None
+
+
+CHUNK = 1 << 20
+CHECKSUM_HEADER = "x-checkpoint-sha256"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            yield chunk
+
+
+async def _afile_chunks(path: Path) -> AsyncIterator[bytes]:
+    with open(path, "rb") as f:
+        while chunk := await asyncio.to_thread(f.read, CHUNK):
+            yield chunk
+
+
+class ChecksumMismatch(Exception):
+    """A downloaded checkpoint does not have the SHA-256 the server announced (retried)."""
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -214,11 +248,47 @@ class BaseClient:
             params["cursor"] = cursor
         return Call("GET", f"/v1/studies/{study_id}/trials", params=params, result=Page[Trial])
 
+    def _upload_checkpoint(self, study_id: str, trial_id: str, path: Path, worker_id: str) -> Call:
+        headers = {
+            "x-rung-worker": worker_id,
+            CHECKSUM_HEADER: file_sha256(path),
+            "content-type": "application/octet-stream",
+        }
+        return Call(
+            "PUT",
+            f"/v1/studies/{study_id}/trials/{trial_id}/checkpoint",
+            headers=headers,
+            upload=Path(path),
+            result=CheckpointInfo,
+        )
+
+    def _download_checkpoint(self, study_id: str, trial_id: str, path: Path) -> Call:
+        return Call(
+            "GET", f"/v1/studies/{study_id}/trials/{trial_id}/checkpoint", download=Path(path)
+        )
+
+    @staticmethod
+    def _partial(path: Path) -> Path:
+        return path.with_name(f".{path.name}.{os.getpid()}.partial")
+
+    @staticmethod
+    def _finish_download(
+        response: httpx.Response, partial: Path, digest: str, size: int, path: Path
+    ) -> CheckpointInfo:
+        expected = response.headers.get(CHECKSUM_HEADER)
+        if expected is not None and expected != digest:
+            partial.unlink(missing_ok=True)
+            raise ChecksumMismatch(f"got SHA-256 {digest}, the server announced {expected}")
+        os.replace(partial, path)
+        return CheckpointInfo(trial_id=response.url.path.split("/")[-2], size=size, sha256=digest)
+
     def _best(self, study_id: str, k: int) -> Call:
         return Call("GET", f"/v1/studies/{study_id}/best", params={"k": k}, result=Page[Trial])
 
     # -- answers and retries ------------------------------------------------------------------
     def _delay_after_error(self, attempt: int, exc: Exception) -> float:
+        """How long to wait after a failure to reach the server (or a corrupted download);
+        TransportError once the attempts are used up."""
         delay = self.retry.delay(attempt, None, self.rng)
         if delay is None:
             raise errors.TransportError(f"cannot reach {self.base_url}: {exc}") from exc
@@ -281,18 +351,44 @@ class Client(BaseClient):
         attempt = 0
         while True:
             try:
-                response = self._http.request(
-                    call.method, call.path, json=call.json, params=call.params
-                )
-            except httpx.TransportError as exc:
-                delay: float | None = self._delay_after_error(attempt, exc)
-            else:
-                delay = self._delay_after(attempt, response)
-                if delay is None:
-                    return self._result(call, response)
-            assert delay is not None
+                with self._http.stream(
+                    call.method,
+                    call.path,
+                    json=call.json,
+                    params=call.params,
+                    headers=call.headers,
+                    content=_file_chunks(call.upload) if call.upload else None,
+                ) as response:
+                    if call.download is None or response.status_code >= 400:
+                        response.read()
+                    delay = self._delay_after(attempt, response)
+                    if delay is None:
+                        if call.download is not None and response.status_code < 400:
+                            return self._save(response, call.download)
+                        return self._result(call, response)
+            except (httpx.TransportError, ChecksumMismatch) as exc:
+                delay = self._delay_after_error(attempt, exc)
             self.sleep(delay)
             attempt += 1
+
+    def _save(self, response: httpx.Response, path: Path) -> CheckpointInfo:
+        partial, digest, size = self._partial(path), hashlib.sha256(), 0
+        with open(partial, "wb") as f:
+            for chunk in response.iter_bytes(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+                f.write(chunk)
+        return self._finish_download(response, partial, digest.hexdigest(), size, path)
+
+    def upload_checkpoint(
+        self, study_id: str, trial_id: str, path: str | Path, *, worker_id: str
+    ) -> CheckpointInfo:
+        """Send a trial's checkpoint file (streamed; the server checks its SHA-256)."""
+        return self._send(self._upload_checkpoint(study_id, trial_id, Path(path), worker_id))  # type: ignore[no-any-return]
+
+    def download_checkpoint(self, study_id: str, trial_id: str, path: str | Path) -> CheckpointInfo:
+        """Write a trial's checkpoint to `path` (streamed, verified, atomically)."""
+        return self._send(self._download_checkpoint(study_id, trial_id, Path(path)))  # type: ignore[no-any-return]
 
     def create_study(
         self, name: str, *, hyperparameters: Any = None, objective: Any, **settings: Any
@@ -395,18 +491,47 @@ class AsyncClient(BaseClient):
         attempt = 0
         while True:
             try:
-                response = await self._http.request(
-                    call.method, call.path, json=call.json, params=call.params
-                )
-            except httpx.TransportError as exc:
-                delay: float | None = self._delay_after_error(attempt, exc)
-            else:
-                delay = self._delay_after(attempt, response)
-                if delay is None:
-                    return self._result(call, response)
-            assert delay is not None
+                async with self._http.stream(
+                    call.method,
+                    call.path,
+                    json=call.json,
+                    params=call.params,
+                    headers=call.headers,
+                    content=_afile_chunks(call.upload) if call.upload else None,
+                ) as response:
+                    if call.download is None or response.status_code >= 400:
+                        await response.aread()
+                    delay = self._delay_after(attempt, response)
+                    if delay is None:
+                        if call.download is not None and response.status_code < 400:
+                            return await self._save(response, call.download)
+                        return self._result(call, response)
+            except (httpx.TransportError, ChecksumMismatch) as exc:
+                delay = self._delay_after_error(attempt, exc)
             await self.sleep(delay)
             attempt += 1
+
+    async def _save(self, response: httpx.Response, path: Path) -> CheckpointInfo:
+        partial, digest, size = self._partial(path), hashlib.sha256(), 0
+        with open(partial, "wb") as f:
+            async for chunk in response.aiter_bytes(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+                await asyncio.to_thread(f.write, chunk)
+        return self._finish_download(response, partial, digest.hexdigest(), size, path)
+
+    async def upload_checkpoint(
+        self, study_id: str, trial_id: str, path: str | Path, *, worker_id: str
+    ) -> CheckpointInfo:
+        call = await asyncio.to_thread(
+            self._upload_checkpoint, study_id, trial_id, Path(path), worker_id
+        )
+        return await self._send(call)  # type: ignore[no-any-return]
+
+    async def download_checkpoint(
+        self, study_id: str, trial_id: str, path: str | Path
+    ) -> CheckpointInfo:
+        return await self._send(self._download_checkpoint(study_id, trial_id, Path(path)))  # type: ignore[no-any-return]
 
     async def create_study(
         self, name: str, *, hyperparameters: Any = None, objective: Any, **settings: Any
@@ -555,6 +680,14 @@ class StudyHandle(_HandleBase):
 
     def best(self, k: int = 1) -> list[Trial]:
         return self.client.best(self.id, k)
+
+    def upload(self, trial: Trial, path: str | Path) -> CheckpointInfo:
+        """Store `trial`'s checkpoint file in the service (while holding its lease)."""
+        return self.client.upload_checkpoint(self.id, trial.id, path, worker_id=self.worker_id)
+
+    def download(self, trial_id: str, path: str | Path) -> CheckpointInfo:
+        """Fetch a trial's checkpoint from the service into `path`."""
+        return self.client.download_checkpoint(self.id, trial_id, path)
 
     @contextmanager
     def session(self, trial: Trial) -> Iterator[TrialSession]:

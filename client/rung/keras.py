@@ -7,9 +7,10 @@
 
 Run the same script on every machine: each process is one worker. A promoted trial resumes
 from its parent's checkpoint, weights *and* optimizer state, and trains only
-`epochs - initial_epoch` more epochs (Keras Tuner restores weights only). Checkpoints live
-in `checkpoint_dir`, a directory all workers share; a parent checkpoint that cannot be
-found means training from scratch to `epochs`, with a warning.
+`epochs - initial_epoch` more epochs (Keras Tuner restores weights only). Checkpoints travel
+through the service (uploaded after training, downloaded by the worker that continues the
+trial), or live in `checkpoint_dir` when the workers share a directory. A parent checkpoint
+that cannot be found means training from scratch to `epochs`, with a warning.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import json
 import logging
 import math
 import os
+import tempfile
 import time
 import traceback
 import warnings
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .client import Client, StudyHandle, TrialSession
+from .errors import RungError
 from .hyperparameters import HyperParameters, discover_space
 from .schemas import Trial
 
@@ -194,9 +197,9 @@ class Tuner:
         )
         self.client = client or Client(server, token=token)
         self.worker_id = worker_id
-        self.checkpoint_dir = Path(
-            checkpoint_dir or os.environ.get("RUNG_CHECKPOINT_DIR") or "rung-checkpoints"
-        )
+        shared = checkpoint_dir or os.environ.get("RUNG_CHECKPOINT_DIR")
+        self.checkpoint_dir = Path(shared) if shared else None  # None: through the service
+        self._scratch = Path(tempfile.mkdtemp(prefix="rung-checkpoints-"))
         self.verbose = verbose
         self.handle: StudyHandle | None = None
         self.timings: list[TrialTiming] = []
@@ -229,7 +232,35 @@ class Tuner:
         return self.handle
 
     def checkpoint_path(self, trial_id: str) -> Path:
+        """Where this worker writes or reads a trial's checkpoint file."""
+        if self.checkpoint_dir is None:
+            return self._scratch / f"trial-{trial_id}.npz"
         return self.checkpoint_dir / f"study-{self.study().id}" / f"trial-{trial_id}.npz"
+
+    def _save(self, model: keras.Model, trial: Trial) -> None:
+        path = self.checkpoint_path(trial.id)
+        save_checkpoint(model, path)
+        if self.checkpoint_dir is not None:
+            return
+        try:
+            self.study().upload(trial, path)
+        except RungError as exc:  # the result still counts; a promotion trains from scratch
+            warnings.warn(
+                f"trial {trial.id}: its checkpoint could not be uploaded ({exc})", stacklevel=2
+            )
+        finally:
+            path.unlink(missing_ok=True)
+
+    def _load(self, model: keras.Model, trial_id: str) -> None:
+        """Load a trial's checkpoint into `model`; OSError/RungError when it is not there."""
+        path = self.checkpoint_path(trial_id)
+        if self.checkpoint_dir is None:
+            self.study().download(trial_id, path)
+        try:
+            load_checkpoint(model, path)
+        finally:
+            if self.checkpoint_dir is None:
+                path.unlink(missing_ok=True)
 
     def objective_names(self) -> list[str]:
         objective = self.study().study.objective
@@ -280,7 +311,7 @@ class Tuner:
                 fit_s = time.perf_counter() - fit_started
             outcome.lost = session.lost.is_set()
             if not outcome.lost:
-                save_checkpoint(model, self.checkpoint_path(trial.id))
+                self._save(model, trial)
                 outcome.told = self._tell(handle, trial, history, hp)
         except KeyboardInterrupt:
             raise
@@ -298,10 +329,9 @@ class Tuner:
         """The epoch to start from: the parent's, if its checkpoint is at hand."""
         if trial.parent_trial_id is None:
             return 0
-        path = self.checkpoint_path(trial.parent_trial_id)
         try:
-            load_checkpoint(model, path)
-        except (OSError, ValueError, KeyError) as exc:
+            self._load(model, trial.parent_trial_id)
+        except (OSError, ValueError, KeyError, RungError) as exc:
             warnings.warn(
                 f"trial {trial.id}: the checkpoint of its parent trial {trial.parent_trial_id} "
                 f"cannot be loaded ({exc}); training from scratch to epoch {trial.epochs}",
@@ -337,7 +367,7 @@ class Tuner:
         for trial in handle.best(num_models):
             keras.backend.clear_session(free_memory=False)
             model = self._build(HyperParameters(handle.space, trial.hyperparameters))
-            load_checkpoint(model, self.checkpoint_path(trial.id))
+            self._load(model, trial.id)
             models.append(model)
         return models
 

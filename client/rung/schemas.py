@@ -283,6 +283,12 @@ class TellRequest(_Model):
         return self
 
 
+class CheckpointInfo(_Out):
+    trial_id: str
+    size: int
+    sha256: str
+
+
 # -- lists and errors --------------------------------------------------------------------------
 T = TypeVar("T")
 

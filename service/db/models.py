@@ -218,6 +218,21 @@ class TrialRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class CheckpointRow(Base):
+    """The checkpoint a trial uploaded (one per trial; a new upload replaces it)."""
+
+    __tablename__ = "checkpoints"
+    __table_args__ = (UniqueConstraint("trial_id"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    location: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class TrialMetricRow(Base):
     __tablename__ = "trial_metrics"
     __table_args__ = (UniqueConstraint("trial_id", "epoch"), {"sqlite_autoincrement": True})

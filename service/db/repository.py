@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, undefer_group
+from sqlalchemy.orm import Session, aliased, undefer_group
 
-from .models import BracketRow, StudyRow, TrialMetricRow, TrialRow
+from .models import BracketRow, CheckpointRow, StudyRow, TrialMetricRow, TrialRow
 
 # -- studies ------------------------------------------------------------------------------
 
@@ -279,3 +279,40 @@ def metrics_of(session: Session, trial_ids: Sequence[int]) -> dict[int, list[Tri
     for row in session.scalars(stmt):
         history[row.trial_id].append(row)
     return history
+
+
+# -- checkpoints ----------------------------------------------------------------------------
+
+
+def checkpoint_of(session: Session, trial_id: int) -> CheckpointRow | None:
+    stmt = select(CheckpointRow).where(CheckpointRow.trial_id == trial_id)
+    return session.scalars(stmt).one_or_none()
+
+
+def studies_with_checkpoints(session: Session) -> Sequence[int]:
+    return session.scalars(select(CheckpointRow.study_id).distinct()).all()
+
+
+def checkpoint_owners(
+    session: Session, study_id: int
+) -> Sequence[tuple[CheckpointRow, TrialRow, BracketRow, str | None]]:
+    """Each checkpoint of the study with its trial, the trial's bracket and the status of
+    the trial's promoted child (None if it has none)."""
+    child = aliased(TrialRow)
+    stmt = (
+        select(CheckpointRow, TrialRow, BracketRow, child.status)
+        .join(TrialRow, TrialRow.id == CheckpointRow.trial_id)
+        .join(BracketRow, BracketRow.id == TrialRow.bracket_id)
+        .outerjoin(child, child.parent_id == TrialRow.id)
+        .where(CheckpointRow.study_id == study_id)
+    )
+    return [(r[0], r[1], r[2], r[3]) for r in session.execute(stmt).all()]
+
+
+def checkpoint_locations(session: Session, study_id: int) -> Sequence[str]:
+    stmt = select(CheckpointRow.location).where(CheckpointRow.study_id == study_id)
+    return session.scalars(stmt).all()
+
+
+def delete_checkpoints(session: Session, checkpoint_ids: Sequence[int]) -> None:
+    session.execute(delete(CheckpointRow).where(CheckpointRow.id.in_(checkpoint_ids)))

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rung.space import SearchSpace
+from service.checkpoints import CheckpointStore
 from service.core.objective import parse_objective
 from service.core.schedule import Schedule
 from service.core.state import StudyConfig
@@ -36,6 +37,7 @@ def build_config(settings: dict[str, Any], space: list[dict[str, Any]]) -> Study
 @dataclass
 class Context:
     db: Database
+    store: CheckpointStore | None = None
     wait_seconds: float = 1.0
     _configs: dict[tuple[int, int], StudyConfig] = field(default_factory=dict)
 

@@ -94,9 +94,15 @@ def get_study(ctx: Context, study_id: int) -> StudyDetails:
 
 
 def delete_study(ctx: Context, study_id: int) -> None:
-    def work(session: Session) -> None:
+    """Delete the study with its brackets, trials, metrics and checkpoints."""
+
+    def work(session: Session) -> list[str]:
         if repo.lock_study(session, study_id) is None:
             raise NotFound(f"study {study_id} not found")
+        locations = list(repo.checkpoint_locations(session, study_id))
         repo.delete_study(session, study_id)
+        return locations
 
-    ctx.db.transaction(work, study=study_id)
+    for location in ctx.db.transaction(work, study=study_id):
+        if ctx.store is not None:
+            ctx.store.delete(location)

@@ -20,11 +20,12 @@ DATABASES = "sqlite,postgresql" if POSTGRES_URL else "sqlite"
         ("throughput", "Rung/floor"),
         ("growth", "server peak RSS MiB"),
         ("cluster", "utilisation"),
+        ("checkpoints", "peak checkpoints kept"),
     ],
 )
 def test_benchmark_runs_in_smoke_mode(benchmark, header):
     args = [sys.executable, "-m", f"benchmarks.{benchmark}", "--smoke"]
-    if benchmark != "core_decision":
+    if benchmark not in ("core_decision", "checkpoints"):
         args += ["--databases", DATABASES]
     result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

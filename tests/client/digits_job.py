@@ -53,6 +53,10 @@ class Recorder(keras.callbacks.Callback):
         time.sleep(float(os.environ.get("RUNG_TEST_EPOCH_SLEEP", "0")))
 
     def on_train_end(self, logs=None):
+        self.record["final_weights"] = weights_digest(self.model.get_weights())
+        self.record["final_iterations"] = int(
+            keras.ops.convert_to_numpy(self.model.optimizer.iterations)
+        )
         self._write(self.record)
 
     def _write(self, line):

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.keras, pytest.mark.slow]
 JOB = str(Path(__file__).with_name("digits_job.py"))
 
 
-def start_worker(server, tmp_path, name, **env):
+def start_worker(server, tmp_path, name, *, shared_dir=True, **env):
     environment = dict(
         os.environ,
         RUNG_TEST_RECORD=str(tmp_path / "records.jsonl"),
@@ -41,8 +41,7 @@ def start_worker(server, tmp_path, name, **env):
                 server.url,
                 "--worker-id",
                 name,
-                "--checkpoint-dir",
-                str(tmp_path / "checkpoints"),
+                *(["--checkpoint-dir", str(tmp_path / "checkpoints")] if shared_dir else []),
             ],
             env=environment,
             stdout=log,
@@ -162,3 +161,44 @@ def test_a_missing_parent_checkpoint_means_training_from_scratch(client, tmp_pat
     best = tuner.get_best_hyperparameters(2)
     assert len(best) == 2 and "units" in best[0].values
     assert all(t.overhead_s >= 0 for t in tuner.timings)
+
+
+def test_workers_that_share_no_directory_resume_through_the_service(tmp_path, sqlite_template):
+    """Checkpoints travel through the server: a promoted trial starts from the weights and
+    optimizer step its parent ended with, also when another worker trained the parent."""
+    import shutil
+
+    database = tmp_path / "rung.db"
+    shutil.copy(sqlite_template, database)
+    env = {"RUNG_DATA_DIR": str(tmp_path / "server-data"), "RUNG_CHECKPOINT_GC_SECONDS": "0.5"}
+    with running_server(f"sqlite:///{database}", tmp_path, env=env) as server:
+        workers = [
+            start_worker(
+                server, tmp_path, f"worker-{i}", shared_dir=False, RUNG_TEST_STUDY="no-shared-dir"
+            )
+            for i in range(2)
+        ]
+        finished(workers)
+        http = httpx.Client(base_url=server.url)
+        study = http.get("/v1/studies").json()["items"][0]
+        trials = all_trials(http, study["id"])
+        time.sleep(1.5)  # a collection round after the last tell
+        best = http.get(f"/v1/studies/{study['id']}/best").json()["items"][0]
+        kept = http.get(f"/v1/studies/{study['id']}/trials/{best['id']}/checkpoint")
+    assert all(t["status"] == "completed" for t in trials)
+    ended = {r["trial"]: r for r in records(tmp_path) if "final_weights" in r}
+    owner = {t["id"]: t["worker_id"] for t in trials}
+    promoted = [r for r in ended.values() if r["parent"] is not None]
+    assert promoted
+    crossed = 0
+    for record in promoted:
+        parent = ended[record["parent"]]
+        assert record["weights"] == parent["final_weights"], "did not start from the parent"
+        assert record["iterations"] == parent["final_iterations"] > 0
+        assert record["ran"] == list(range(record["initial_epoch"], record["epochs"]))
+        crossed += owner[record["trial"]] != owner[record["parent"]]
+    assert crossed > 0, "no trial continued another worker's parent: nothing was shown"
+    # only the best trial's checkpoint is kept at the end (keep_best_checkpoints=1)
+    assert kept.status_code == 200
+    assert len(list((tmp_path / "server-data" / "checkpoints").rglob("*.ckpt"))) == 1
+    assert not (tmp_path / "checkpoints").exists()  # no shared directory was used

@@ -1,0 +1,81 @@
+"""Routes: upload and download a trial's checkpoint, streamed both ways."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request, status
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from rung import schemas as w
+from service.errors import TooLarge
+from service.usecases import checkpoints
+from service.usecases.context import Context
+
+from .auth import READ, WORK, allowed
+from .deps import ERRORS, context, study_key, trial_key
+
+router = APIRouter(
+    prefix="/v1/studies/{study_id}/trials/{trial_id}/checkpoint",
+    tags=["checkpoints"],
+    responses=ERRORS,
+)
+Ctx = Annotated[Context, Depends(context)]
+BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+
+
+@router.put(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=w.CheckpointInfo,
+    dependencies=allowed(WORK),
+    openapi_extra={"requestBody": {"required": True, "content": BINARY}},
+)
+async def upload_checkpoint(
+    study_id: str,
+    trial_id: str,
+    request: Request,
+    ctx: Ctx,
+    x_rung_worker: Annotated[
+        str, Header(min_length=1, max_length=200, description="the worker holding the lease")
+    ],
+    x_checkpoint_sha256: Annotated[
+        str | None, Header(pattern="^[0-9a-fA-F]{64}$", description="checked by the server")
+    ] = None,
+) -> w.CheckpointInfo:
+    """Store the trial's checkpoint (any bytes; a new upload replaces the old one). Only the
+    worker holding the trial's lease may upload."""
+    sid, number = study_key(study_id), trial_key(study_id, trial_id)
+    await run_in_threadpool(checkpoints.check_uploader, ctx, sid, number, x_rung_worker)
+    limit = request.app.state.settings.max_checkpoint_bytes
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise TooLarge(
+            f"checkpoint: larger than the limit of {limit} bytes", details={"max_bytes": limit}
+        )
+    assert ctx.store is not None
+    stored = await ctx.store.save(
+        sid, number, request.stream(), max_bytes=limit, sha256=x_checkpoint_sha256
+    )
+    saved = await run_in_threadpool(
+        checkpoints.record_upload, ctx, sid, number, x_rung_worker, stored
+    )
+    return w.CheckpointInfo(trial_id=saved.trial_id, size=saved.size, sha256=saved.sha256)
+
+
+@router.get(
+    "",
+    dependencies=allowed(READ),
+    response_class=StreamingResponse,
+    responses={200: {"content": BINARY, "description": "the checkpoint's bytes"}},
+)
+def download_checkpoint(study_id: str, trial_id: str, ctx: Ctx) -> StreamingResponse:
+    """The trial's checkpoint; its SHA-256 is in the X-Checkpoint-SHA256 header."""
+    found = checkpoints.find(ctx, study_key(study_id), trial_key(study_id, trial_id))
+    assert ctx.store is not None
+    return StreamingResponse(
+        ctx.store.read(found.location),
+        media_type="application/octet-stream",
+        headers={"X-Checkpoint-SHA256": found.sha256, "Content-Length": str(found.size)},
+    )
