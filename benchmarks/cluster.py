@@ -4,7 +4,7 @@ learning-curve objective. Reports worker utilisation (busy time / (W x wall time
 time of one Hyperband iteration against the ideal (total epochs / W), and the best score.
 This is the baseline the next scheduler will be measured against.
 
-    python benchmarks/cluster.py [--smoke] [--workers 4,16,64] [--epoch-seconds 0.02]
+    python benchmarks/cluster.py [--smoke] [--workers 4,16,64] [--epoch-seconds 0.1]
 """
 
 from __future__ import annotations
@@ -100,14 +100,16 @@ async def simulate(url: str, workers: int, epoch_seconds: float, seed: int) -> d
 def main() -> None:
     p = parser(__doc__ or "")
     p.add_argument("--workers", default="4,16,64")
-    p.add_argument("--epoch-seconds", type=float, default=0.02)
+    p.add_argument("--epoch-seconds", type=float, default=0.1)
     args = p.parse_args()
     workers = [4] if args.smoke else [int(w) for w in args.workers.split(",")]
     epoch_seconds = 0.001 if args.smoke else args.epoch_seconds
     rows = []
     for kind in args.databases.split(","):
         for w in workers:
-            with database(kind) as url, rung_server(url) as server:
+            # "wait" answers scaled like the epochs (1 s against minutes-long epochs in use)
+            wait = str(max(0.01, 5 * epoch_seconds))
+            with database(kind) as url, rung_server(url, RUNG_WAIT_SECONDS=wait) as server:
                 result = asyncio.run(simulate(server.url, w, epoch_seconds, seed=7))
             rows.append(
                 [
@@ -124,7 +126,8 @@ def main() -> None:
     print(
         f"one Hyperband iteration, max_epochs={MAX_EPOCHS}, factor={FACTOR}: "
         f"{Schedule(MAX_EPOCHS, FACTOR).epochs_per_iteration()} epochs, "
-        f"{epoch_seconds}s per epoch, 5% of trials 5x slower"
+        f"{epoch_seconds}s per epoch, 5% of trials 5x slower, 'wait' hints of "
+        f"{max(0.01, 5 * epoch_seconds)}s"
     )
     print(
         table(
