@@ -60,22 +60,20 @@ class _HyperParameterSpec(_Model):
     conditions: Annotated[list[ConditionSpec], Field(max_length=32)] = []
 
 
-class IntSpec(_HyperParameterSpec):
+class _NumericalSpec(_HyperParameterSpec):
+    min_value: Number
+    max_value: Number
+    step: Number | None = None
+    sampling: Literal["linear", "log", "reverse_log"] = "linear"
+    default: Number | None = None
+
+
+class IntSpec(_NumericalSpec):
     type: Literal["int"]
-    min_value: Number
-    max_value: Number
-    step: Number | None = None
-    sampling: Literal["linear", "log", "reverse_log"] = "linear"
-    default: Number | None = None
 
 
-class FloatSpec(_HyperParameterSpec):
+class FloatSpec(_NumericalSpec):
     type: Literal["float"]
-    min_value: Number
-    max_value: Number
-    step: Number | None = None
-    sampling: Literal["linear", "log", "reverse_log"] = "linear"
-    default: Number | None = None
 
 
 class ChoiceSpec(_HyperParameterSpec):

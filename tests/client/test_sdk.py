@@ -221,15 +221,15 @@ def test_wait_is_slept_on_not_hot_looped():
 
 def test_a_trial_session_keeps_the_lease_alive(sdk):
     study = sdk.study(
-        "beat", hyperparameters=SPACE, objective="val_loss", lease_seconds=0.3, worker_id="w1"
+        "beat", hyperparameters=SPACE, objective="val_loss", lease_seconds=1.0, worker_id="w1"
     )
     trial = study.next_trial()
     with study.session(trial) as session:
-        time.sleep(1.0)  # three leases long: only the background heartbeats keep it
+        time.sleep(2.5)  # 2.5 leases long: only the background heartbeats keep it
         session.report(0, {"val_loss": 0.4})
     assert not session.lost.is_set() and not session.errors
     other = sdk.study(
-        "beat", hyperparameters=SPACE, objective="val_loss", lease_seconds=0.3, worker_id="w2"
+        "beat", hyperparameters=SPACE, objective="val_loss", lease_seconds=1.0, worker_id="w2"
     )
     assert other.ask().trial.id != trial.id  # still held by w1: w2 gets another trial
     stored = sdk.trial(study.id, trial.id)
