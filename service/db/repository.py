@@ -179,13 +179,6 @@ def expired_leases(session: Session, study_id: int, now: datetime) -> Sequence[T
     return session.scalars(stmt.with_for_update()).all()
 
 
-def next_lease_expiry(session: Session, study_id: int) -> datetime | None:
-    stmt = select(func.min(TrialRow.lease_expires_at)).where(
-        TrialRow.study_id == study_id, TrialRow.status == "running"
-    )
-    return session.scalar(stmt)
-
-
 # -- trials: reading ------------------------------------------------------------------------
 
 
