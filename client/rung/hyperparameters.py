@@ -129,6 +129,18 @@ class HyperParameters:
         finally:
             self._conditions.pop()
 
+    def _define(
+        self,
+        cls: type[HyperParameter],
+        name: str,
+        args: tuple[Any, ...],
+        parent_name: str | None,
+        parent_values: Any,
+    ) -> Any:
+        """Register (or find) a hyperparameter and return its value (None while inactive)."""
+        with self._maybe_scope(parent_name, parent_values):
+            return self._retrieve(cls(self._name(name), *args, conditions=tuple(self._conditions)))
+
     def Int(
         self,
         name: str,
@@ -140,18 +152,8 @@ class HyperParameters:
         parent_name: str | None = None,
         parent_values: Any = None,
     ) -> Any:
-        with self._maybe_scope(parent_name, parent_values):
-            return self._retrieve(
-                Int(
-                    self._name(name),
-                    min_value,
-                    max_value,
-                    step,
-                    sampling,
-                    default,
-                    conditions=tuple(self._conditions),
-                )
-            )
+        args = (min_value, max_value, step, sampling, default)
+        return self._define(Int, name, args, parent_name, parent_values)
 
     def Float(
         self,
@@ -164,18 +166,8 @@ class HyperParameters:
         parent_name: str | None = None,
         parent_values: Any = None,
     ) -> Any:
-        with self._maybe_scope(parent_name, parent_values):
-            return self._retrieve(
-                Float(
-                    self._name(name),
-                    min_value,
-                    max_value,
-                    step,
-                    sampling,
-                    default,
-                    conditions=tuple(self._conditions),
-                )
-            )
+        args = (min_value, max_value, step, sampling, default)
+        return self._define(Float, name, args, parent_name, parent_values)
 
     def Choice(
         self,
@@ -186,16 +178,8 @@ class HyperParameters:
         parent_name: str | None = None,
         parent_values: Any = None,
     ) -> Any:
-        with self._maybe_scope(parent_name, parent_values):
-            return self._retrieve(
-                Choice(
-                    self._name(name),
-                    tuple(values),
-                    ordered,
-                    default,
-                    conditions=tuple(self._conditions),
-                )
-            )
+        args = (tuple(values), ordered, default)
+        return self._define(Choice, name, args, parent_name, parent_values)
 
     def Boolean(
         self,
@@ -204,18 +188,12 @@ class HyperParameters:
         parent_name: str | None = None,
         parent_values: Any = None,
     ) -> Any:
-        with self._maybe_scope(parent_name, parent_values):
-            return self._retrieve(
-                Boolean(self._name(name), default, conditions=tuple(self._conditions))
-            )
+        return self._define(Boolean, name, (default,), parent_name, parent_values)
 
     def Fixed(
         self, name: str, value: Scalar, parent_name: str | None = None, parent_values: Any = None
     ) -> Any:
-        with self._maybe_scope(parent_name, parent_values):
-            return self._retrieve(
-                Fixed(self._name(name), value, conditions=tuple(self._conditions))
-            )
+        return self._define(Fixed, name, (value,), parent_name, parent_values)
 
     def get(self, name: str) -> Any:
         name = self._name(name)
