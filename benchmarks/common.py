@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -147,10 +146,6 @@ class Latencies:
 
     def p99(self, name: str) -> float:
         return self.percentile(name, 0.99)
-
-    def mean_ms(self, name: str) -> float:
-        values = self.samples.get(name, [])
-        return statistics.fmean(values) * 1000 if values else float("nan")
 
 
 async def run_clients(

@@ -117,6 +117,8 @@ def demo(args: argparse.Namespace) -> int:
     import subprocess
     import time
 
+    import httpx
+
     from rung.client import Client
 
     settings = Settings()
@@ -138,9 +140,9 @@ def demo(args: argparse.Namespace) -> int:
                     print("[demo] the server did not start", file=sys.stderr)
                     return 1
                 try:
-                    client._http.get("/readyz")
+                    httpx.get(f"{url}/readyz", timeout=1)
                     break
-                except Exception:
+                except httpx.TransportError:
                     time.sleep(0.2)
             study = f"digits-demo-{time.strftime('%Y%m%d-%H%M%S')}"
             print(f"[demo] {args.workers} workers tune study {study!r}")

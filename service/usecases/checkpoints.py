@@ -10,10 +10,11 @@ from sqlalchemy.orm import Session
 from service.checkpoints import CheckpointStore, Stored
 from service.core.retention import CheckpointOwner, needed
 from service.db import repository as repo
-from service.db.models import CheckpointRow, utcnow
-from service.errors import LeaseLost, NotFound, NotRunning
+from service.db.models import CheckpointRow, TrialRow, utcnow
+from service.errors import NotFound
 
 from .context import Context
+from .lookups import check_holder, find_study, find_trial
 
 
 @dataclass(frozen=True)
@@ -24,19 +25,10 @@ class Checkpoint:
     location: str
 
 
-def _holder_trial(session: Session, study_id: int, number: int, worker_id: str):  # type: ignore[no-untyped-def]
-    if repo.get_study(session, study_id) is None:
-        raise NotFound(f"study {study_id} not found")
-    trial = repo.get_trial(session, study_id, number, for_update=True)
-    if trial is None:
-        raise NotFound(f"study {study_id} has no trial {number}")
-    if trial.status != "running":
-        raise NotRunning(f"trial {number} is {trial.status}: only a running trial uploads")
-    if trial.worker_id != worker_id:
-        raise LeaseLost(
-            f"trial {number} is not held by worker {worker_id!r}: only the "
-            "worker holding its lease may upload its checkpoint"
-        )
+def _holder_trial(session: Session, study_id: int, number: int, worker_id: str) -> TrialRow:
+    find_study(session, study_id)
+    trial = find_trial(session, study_id, number, for_update=True)
+    check_holder(trial, worker_id)
     return trial
 
 
@@ -84,12 +76,8 @@ def record_upload(
 
 def find(ctx: Context, study_id: int, number: int) -> Checkpoint:
     with ctx.db.read() as session:
-        if repo.get_study(session, study_id) is None:
-            raise NotFound(f"study {study_id} not found")
-        trial = repo.get_trial(session, study_id, number)
-        if trial is None:
-            raise NotFound(f"study {study_id} has no trial {number}")
-        row = repo.checkpoint_of(session, trial.id)
+        find_study(session, study_id)
+        row = repo.checkpoint_of(session, find_trial(session, study_id, number).id)
         if row is None:
             raise NotFound(
                 f"trial {number} has no checkpoint (none was uploaded, or it is "

@@ -27,6 +27,7 @@ from service.errors import AlreadyFinished, Invalid, LeaseLost, NotFound, NotRun
 
 from .context import Context
 from .lifecycle import complete, fail, lease_until, put_back
+from .lookups import check_holder, find_study, find_trial
 
 
 @dataclass(frozen=True)
@@ -35,39 +36,13 @@ class TrialDetails:
     history: Sequence[TrialMetricRow] | None = None
 
 
-def _study(session: Session, study_id: int) -> StudyRow:
-    study = repo.get_study(session, study_id)
-    if study is None:
-        raise NotFound(f"study {study_id} not found")
-    return study
-
-
-def _trial(session: Session, study_id: int, number: int) -> TrialRow:
-    trial = repo.get_trial(session, study_id, number)
-    if trial is None:
-        raise NotFound(f"study {study_id} has no trial {number}")
-    return trial
-
-
-def _check_holder(trial: TrialRow, worker_id: str | None) -> None:
-    if trial.status != "running":
-        raise NotRunning(f"trial {trial.number} is {trial.status}, not running")
-    if worker_id is not None and trial.worker_id != worker_id:
-        raise LeaseLost(
-            f"trial {trial.number} is no longer held by worker {worker_id!r}: its lease "
-            "expired and it was offered again"
-        )
-
-
 def report(ctx: Context, study_id: int, number: int, body: ReportRequest) -> TrialRow:
     """Store one epoch's metrics and renew the lease."""
 
     def work(session: Session) -> TrialRow:
-        study = _study(session, study_id)
-        trial = repo.get_trial(session, study.id, number, for_update=True)
-        if trial is None:
-            raise NotFound(f"study {study_id} has no trial {number}")
-        _check_holder(trial, body.worker_id)
+        study = find_study(session, study_id)
+        trial = find_trial(session, study.id, number, for_update=True)
+        check_holder(trial, body.worker_id)
         if not trial.initial_epoch <= body.epoch < trial.epochs:
             raise Invalid(
                 f"epoch: {body.epoch} is outside this trial's budget "
@@ -88,12 +63,12 @@ def heartbeat(ctx: Context, study_id: int, number: int, worker_id: str) -> Trial
     """Renew the lease of a trial the worker holds."""
 
     def work(session: Session) -> TrialRow:
-        study = _study(session, study_id)
+        study = find_study(session, study_id)
         expires = lease_until(ctx.config(study), utcnow())
         if repo.renew_lease(session, study.id, number, worker_id, expires) == 0:
-            _check_holder(_trial(session, study.id, number), worker_id)  # says why
+            check_holder(find_trial(session, study.id, number), worker_id)  # says why
             raise LeaseLost(f"trial {number} is not held by worker {worker_id!r}")
-        return _trial(session, study.id, number)
+        return find_trial(session, study.id, number)
 
     return ctx.db.transaction(work)
 
@@ -127,7 +102,7 @@ def tell(ctx: Context, study_id: int, number: int, body: TellRequest) -> TrialRo
                 raise AlreadyFinished(f"trial {number} already has a different result", trial=trial)
             raise NotRunning(f"trial {number} is {trial.status}, not running")
         if trial.status == "running":
-            _check_holder(trial, body.worker_id)
+            check_holder(trial, body.worker_id)
         config = ctx.config(study)
         if body.hyperparameters:
             _add_new_entries(config, study, trial, body)
@@ -212,7 +187,7 @@ def _add_new_entries(
 
 def get_trial(ctx: Context, study_id: int, number: int) -> TrialDetails:
     with ctx.db.read() as session:
-        trial = _trial(session, _study(session, study_id).id, number)
+        trial = find_trial(session, find_study(session, study_id).id, number)
         return TrialDetails(trial, repo.metrics_of(session, [trial.id])[trial.id])
 
 
@@ -220,7 +195,7 @@ def list_trials(
     ctx: Context, study_id: int, *, status: str | None, after: int | None, limit: int
 ) -> tuple[list[TrialDetails], int | None]:
     with ctx.db.read() as session:
-        _study(session, study_id)
+        find_study(session, study_id)
         rows = list(
             repo.list_trials(session, study_id, status=status, after=after, limit=limit + 1)
         )
@@ -232,7 +207,7 @@ def list_trials(
 
 def best_trials(ctx: Context, study_id: int, k: int) -> list[TrialDetails]:
     with ctx.db.read() as session:
-        _study(session, study_id)
+        find_study(session, study_id)
         rows = repo.best_trials(session, study_id, k)
         history = repo.metrics_of(session, [t.id for t in rows])
         return [TrialDetails(t, history[t.id]) for t in rows]

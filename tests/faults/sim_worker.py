@@ -16,18 +16,8 @@ import time
 
 from rung import Client, RetryPolicy
 from rung.errors import ConflictError
+from tests.api.helpers import SPACE
 
-SPACE = [
-    {
-        "type": "float",
-        "name": "learning_rate",
-        "min_value": 1e-4,
-        "max_value": 1e-1,
-        "sampling": "log",
-    },
-    {"type": "int", "name": "units", "min_value": 16, "max_value": 512, "step": 16},
-    {"type": "choice", "name": "activation", "values": ["relu", "tanh", "gelu"]},
-]
 STUDY = {
     "objective": "val_loss",
     "max_epochs": 27,
