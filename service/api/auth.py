@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import Depends, Request, Security, params
@@ -55,10 +55,10 @@ def role_of(tokens: list[Token], presented: str) -> str | None:
     return found
 
 
-def require(permission: str) -> Callable[..., None]:
+def require(permission: str) -> Callable[..., Awaitable[None]]:
     """A dependency that lets the call through only with a token that has `permission`."""
 
-    def check(
+    async def check(  # async: FastAPI would run a plain function in the thread pool
         request: Request,
         credentials: HTTPAuthorizationCredentials | None = Security(bearer),
     ) -> None:

@@ -18,11 +18,15 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def context(request: Request) -> Context:
+# Dependencies are `async def` although they never await: FastAPI runs a plain `def`
+# dependency in the thread pool, one thread hop per dependency per request.
+
+
+async def context(request: Request) -> Context:
     return request.app.state.ctx  # type: ignore[no-any-return]
 
 
-def metrics(request: Request) -> Metrics:
+async def metrics(request: Request) -> Metrics:
     return request.app.state.metrics  # type: ignore[no-any-return]
 
 

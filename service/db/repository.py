@@ -7,14 +7,17 @@ in models.py. Nothing here reads "all trials".
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, aliased, undefer_group
+from sqlalchemy.orm import Session, aliased, object_session, undefer_group
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .models import BracketRow, CheckpointRow, StudyRow, TrialMetricRow, TrialRow
 
@@ -23,9 +26,16 @@ from .models import BracketRow, CheckpointRow, StudyRow, TrialMetricRow, TrialRo
 
 def lock_study(session: Session, study_id: int) -> StudyRow | None:
     """The study row, locked until the transaction ends (PostgreSQL: SELECT … FOR UPDATE;
-    SQLite: the transaction already holds the database's write lock)."""
-    stmt = select(StudyRow).where(StudyRow.id == study_id).with_for_update()
-    return session.scalars(stmt).one_or_none()
+    SQLite: the transaction already holds the database's write lock). Locked once per
+    transaction: work that shares it (group commit) gets the same row again."""
+    locked: dict[int, StudyRow | None] = session.info.setdefault("locked_studies", {})
+    if study_id not in locked:
+        locked[study_id] = session.scalars(_LOCK_STUDY, {"study_id": study_id}).one_or_none()
+    return locked[study_id]
+
+
+# The hot path's statements are built once; each call only binds its parameters.
+_LOCK_STUDY = select(StudyRow).where(StudyRow.id == bindparam("study_id")).with_for_update()
 
 
 # Read what a decision needs in statements *after* the one that locks the study. In READ
@@ -38,47 +48,55 @@ def ask_rows(
     session: Session, study_id: int, worker_id: str
 ) -> tuple[TrialRow | None, list[BracketRow]]:
     """The trial `worker_id` is running in the study, and its open brackets (oldest first)."""
-    held = (
-        select(TrialRow.id)
-        .where(
-            TrialRow.study_id == study_id,
-            TrialRow.worker_id == worker_id,
-            TrialRow.status == "running",
-        )
-        .scalar_subquery()
-    )
-    stmt = (
-        select(held.label("held"), BracketRow)
-        .select_from(StudyRow)
-        .outerjoin(BracketRow, (BracketRow.study_id == StudyRow.id) & BracketRow.is_open)
-        .where(StudyRow.id == study_id)
-        .order_by(BracketRow.id)
-    )
-    rows = session.execute(stmt).all()
+    rows = session.execute(_ASK_ROWS, {"study_id": study_id, "worker_id": worker_id}).all()
     held_id = rows[0].held if rows else None
     trial = session.get(TrialRow, held_id) if held_id is not None else None
     return trial, [row[1] for row in rows if row[1] is not None]
 
 
+_ASK_ROWS = (
+    select(
+        select(TrialRow.id)
+        .where(
+            TrialRow.study_id == bindparam("study_id"),
+            TrialRow.worker_id == bindparam("worker_id"),
+            TrialRow.status == "running",
+        )
+        .scalar_subquery()
+        .label("held"),
+        BracketRow,
+    )
+    .select_from(StudyRow)
+    .outerjoin(BracketRow, (BracketRow.study_id == StudyRow.id) & BracketRow.is_open)
+    .where(StudyRow.id == bindparam("study_id"))
+    .order_by(BracketRow.id)
+)
+
+
 def trial_with_bracket(
     session: Session, study_id: int, number: int
 ) -> tuple[TrialRow, BracketRow] | None:
-    stmt = (
-        select(TrialRow, BracketRow)
-        .join(BracketRow, BracketRow.id == TrialRow.bracket_id)
-        .where(TrialRow.study_id == study_id, TrialRow.number == number)
-    )
-    row = session.execute(stmt).one_or_none()
-    return None if row is None else (row[0], row[1])
+    row = session.execute(_TRIAL_WITH_BRACKET, {"study_id": study_id, "number": number})
+    found = row.one_or_none()
+    return None if found is None else (found[0], found[1])
+
+
+_TRIAL_WITH_BRACKET = (
+    select(TrialRow, BracketRow)
+    .join(BracketRow, BracketRow.id == TrialRow.bracket_id)
+    .where(TrialRow.study_id == bindparam("study_id"), TrialRow.number == bindparam("number"))
+)
 
 
 def get_study(session: Session, study_id: int, *, with_config: bool = False) -> StudyRow | None:
     """The study row; its settings and space are loaded now only `with_config` (they are
     read lazily otherwise, which detached rows cannot do)."""
-    stmt = select(StudyRow).where(StudyRow.id == study_id)
-    if with_config:
-        stmt = stmt.options(undefer_group("config"))
-    return session.scalars(stmt).one_or_none()
+    stmt = _STUDY_WITH_CONFIG if with_config else _STUDY
+    return session.scalars(stmt, {"study_id": study_id}).one_or_none()
+
+
+_STUDY = select(StudyRow).where(StudyRow.id == bindparam("study_id"))
+_STUDY_WITH_CONFIG = _STUDY.options(undefer_group("config"))
 
 
 def study_by_name(session: Session, name: str) -> StudyRow | None:
@@ -95,6 +113,56 @@ def list_studies(
     if after is not None:
         stmt = stmt.where(StudyRow.id > after)
     return session.scalars(stmt).all()
+
+
+# -- writing loaded rows ------------------------------------------------------------------
+# The hot path changes loaded rows through `change`, not by assigning attributes: the ORM's
+# unit of work (dirty tracking, flush planning) cost more than all the rest of an ask. A
+# change is applied to the row at once and written by `write_changes` with one UPDATE per
+# row, before the session's next statement and before commit (see session.py).
+
+
+def change(row: Any, **values: Any) -> None:
+    """Set attributes of a row loaded in a session, to be written by `write_changes`."""
+    session = object_session(row)
+    assert session is not None, "change() needs a row loaded in a session"
+    for key, value in values.items():
+        set_committed_value(row, key, value)
+    changes: dict[Any, set[str]] = session.info.setdefault("changes", {})
+    changes.setdefault(row, set()).update(values)
+
+
+def write_changes(session: Session) -> None:
+    """Write the changes queued by `change`: one UPDATE per row, by primary key."""
+    changes: dict[Any, set[str]] | None = session.info.pop("changes", None)
+    if not changes:
+        return
+    connection = session.connection()
+    for row, keys in changes.items():
+        names = tuple(sorted(keys))
+        params = {f"v_{key}": getattr(row, key) for key in names}
+        connection.execute(_update_by_id(row.__tablename__, names), {"row_id": row.id, **params})
+
+
+@functools.cache
+def _update_by_id(tablename: str, keys: tuple[str, ...]) -> Any:
+    """UPDATE <table> SET <the columns of these attributes> WHERE id = :row_id, built once."""
+    model = _MODELS[tablename]
+    columns = {key: sa_inspect(model).attrs[key].columns[0] for key in keys}
+    table = model.__table__
+    return (
+        update(table)
+        .where(table.c.id == bindparam("row_id"))
+        .values(
+            {
+                column.name: bindparam(f"v_{key}", type_=column.type)
+                for key, column in columns.items()
+            }
+        )
+    )
+
+
+_MODELS: dict[str, Any] = {m.__tablename__: m for m in (StudyRow, BracketRow, TrialRow)}
 
 
 def add(session: Session, row: Any) -> Any:
@@ -126,57 +194,75 @@ def get_bracket(session: Session, bracket_id: int) -> BracketRow:
 
 
 def newest_pending(session: Session, study_id: int) -> int | None:
-    stmt = (
-        select(TrialRow.id)
-        .where(TrialRow.study_id == study_id, TrialRow.status == "pending")
-        .order_by(TrialRow.queue_seq.desc())
-        .limit(1)
-    )
-    return session.scalars(stmt).first()
+    return session.scalars(_NEWEST_PENDING, {"study_id": study_id}).first()
+
+
+_NEWEST_PENDING = (
+    select(TrialRow.id)
+    .where(TrialRow.study_id == bindparam("study_id"), TrialRow.status == "pending")
+    .order_by(TrialRow.queue_seq.desc())
+    .limit(1)
+)
 
 
 def insert_trial(session: Session, fields: dict[str, Any]) -> TrialRow | None:
     """Insert a trial; None when its sampled configuration is already in the study (the
     unique (study, values_hash) constraint decides, in the same round trip)."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = (
-        insert(TrialRow)
-        .values(**fields)
-        .on_conflict_do_nothing(index_elements=["study_id", "values_hash"])
-        .returning(TrialRow)
-    )
-    return session.scalars(stmt).first()
+    stmt = _INSERT_TRIAL[session.get_bind().dialect.name]
+    return session.scalars(stmt, [fields]).first()
+
+
+_INSERT_TRIAL = {
+    name: insert(TrialRow)
+    .on_conflict_do_nothing(index_elements=["study_id", "values_hash"])
+    .returning(TrialRow)
+    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
 
 
 def has_running(session: Session, study_id: int) -> bool:
-    stmt = select(TrialRow.id).where(TrialRow.study_id == study_id, TrialRow.status == "running")
-    return session.scalars(stmt.limit(1)).first() is not None
+    return session.scalars(_HAS_RUNNING, {"study_id": study_id}).first() is not None
+
+
+_HAS_RUNNING = (
+    select(TrialRow.id)
+    .where(TrialRow.study_id == bindparam("study_id"), TrialRow.status == "running")
+    .limit(1)
+)
 
 
 def best_promotable(session: Session, bracket_id: int, round: int) -> TrialRow | None:
     """The best completed trial of a round not yet promoted; ties go to the earliest."""
-    stmt = (
-        select(TrialRow)
-        .where(
-            TrialRow.bracket_id == bracket_id,
-            TrialRow.round == round,
-            TrialRow.status == "completed",
-            TrialRow.promoted.is_(False),
-        )
-        .order_by(TrialRow.score_key, TrialRow.number)
-        .limit(1)
+    return session.scalars(_BEST_PROMOTABLE, {"bracket_id": bracket_id, "round": round}).first()
+
+
+_BEST_PROMOTABLE = (
+    select(TrialRow)
+    .where(
+        TrialRow.bracket_id == bindparam("bracket_id"),
+        TrialRow.round == bindparam("round"),
+        TrialRow.status == "completed",
+        TrialRow.promoted.is_(False),
     )
-    return session.scalars(stmt).first()
+    .order_by(TrialRow.score_key, TrialRow.number)
+    .limit(1)
+)
 
 
 def expired_leases(session: Session, study_id: int, now: datetime) -> Sequence[TrialRow]:
-    stmt = select(TrialRow).where(
-        TrialRow.study_id == study_id,
+    return session.scalars(_EXPIRED_LEASES, {"study_id": study_id, "now": now}).all()
+
+
+# FOR UPDATE: a heartbeat that renews a lease meanwhile takes the row out of the result.
+_EXPIRED_LEASES = (
+    select(TrialRow)
+    .where(
+        TrialRow.study_id == bindparam("study_id"),
         TrialRow.status == "running",
-        TrialRow.lease_expires_at < now,
+        TrialRow.lease_expires_at < bindparam("now"),
     )
-    # FOR UPDATE: a heartbeat that renews a lease meanwhile takes the row out of the result.
-    return session.scalars(stmt.with_for_update()).all()
+    .with_for_update()
+)
 
 
 # -- trials: reading ------------------------------------------------------------------------
@@ -191,10 +277,14 @@ def get_trial_by_id(session: Session, trial_id: int) -> TrialRow:
 def get_trial(
     session: Session, study_id: int, number: int, *, for_update: bool = False
 ) -> TrialRow | None:
-    stmt = select(TrialRow).where(TrialRow.study_id == study_id, TrialRow.number == number)
-    if for_update:
-        stmt = stmt.with_for_update()
-    return session.scalars(stmt).one_or_none()
+    stmt = _TRIAL_FOR_UPDATE if for_update else _TRIAL
+    return session.scalars(stmt, {"study_id": study_id, "number": number}).one_or_none()
+
+
+_TRIAL = select(TrialRow).where(
+    TrialRow.study_id == bindparam("study_id"), TrialRow.number == bindparam("number")
+)
+_TRIAL_FOR_UPDATE = _TRIAL.with_for_update()
 
 
 def list_trials(
@@ -231,17 +321,21 @@ def renew_lease(
     session: Session, study_id: int, number: int, worker_id: str, expires: datetime
 ) -> int:
     """Extend a running trial's lease if `worker_id` holds it; the number of rows changed."""
-    stmt = (
-        update(TrialRow)
-        .where(
-            TrialRow.study_id == study_id,
-            TrialRow.number == number,
-            TrialRow.status == "running",
-            TrialRow.worker_id == worker_id,
-        )
-        .values(lease_expires_at=expires)
+    params = {"s": study_id, "n": number, "w": worker_id, "expires": expires}
+    return session.execute(_RENEW_LEASE, params).rowcount  # type: ignore[attr-defined, no-any-return]
+
+
+_RENEW_LEASE = (
+    update(TrialRow)
+    .where(
+        TrialRow.study_id == bindparam("s"),
+        TrialRow.number == bindparam("n"),
+        TrialRow.status == "running",
+        TrialRow.worker_id == bindparam("w"),
     )
-    return session.execute(stmt).rowcount  # type: ignore[attr-defined, no-any-return]
+    .values(lease_expires_at=bindparam("expires"))
+    .execution_options(synchronize_session=False)
+)
 
 
 # -- per-epoch metrics ----------------------------------------------------------------------

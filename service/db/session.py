@@ -6,10 +6,12 @@ plain READ COMMITTED transaction in which the caller locks the study row; on SQL
 fairly instead of polling SQLite's busy handler. `Database.transaction()` retries the
 whole unit of work on deadlocks, serialization failures and "database is locked".
 
-Transactions that lock a study row also queue on an in-process lock of that study first:
-the row lock keeps replicas apart, the process lock keeps this process's threads from
-piling up on the row lock (each holding a connection, each woken by the database in turn),
-which made many workers on one study slower than one worker.
+Transactions that lock a study row are run by the study's queue in this process
+(`StudyQueue`): the units of work that arrive while one transaction of the study is in
+flight are run together in the next transaction, in the order they arrived (group commit).
+The row lock keeps replicas apart; the queue keeps this process's threads from piling up
+on the row lock, and shares the lock, the reads of the study and the commit among the
+work that waited, which is what made many workers on one study slow.
 """
 
 from __future__ import annotations
@@ -18,14 +20,18 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+
+from . import repository
 
 log = logging.getLogger("rung.db")
 T = TypeVar("T")
@@ -89,6 +95,34 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def _write_changes_first(execute_state: ORMExecuteState) -> None:
+    repository.write_changes(execute_state.session)
+
+
+MAX_BATCH = 32  # units of work in one transaction at most
+
+
+@dataclass
+class _Job(Generic[T]):
+    work: Callable[[Session], T]
+    done: bool = False
+    result: T | None = None
+    error: BaseException | None = None
+
+    def outcome(self) -> T:
+        if self.error is not None:
+            raise self.error
+        return self.result  # type: ignore[return-value]
+
+
+@dataclass
+class StudyQueue:
+    """Units of work on one study waiting for its turn, and the lock whose holder runs them."""
+
+    turn: threading.Lock = field(default_factory=threading.Lock)
+    jobs: deque[_Job[Any]] = field(default_factory=deque)
+
+
 class Database:
     def __init__(self, url: str, *, pool_size: int = 20, echo: bool = False):
         self.url = url
@@ -98,13 +132,16 @@ class Database:
         self._write = sessionmaker(
             self.engine.execution_options(rung_write=True), expire_on_commit=False
         )
+        for factory in (self._read, self._write):  # rows changed by repository.change
+            event.listen(factory, "do_orm_execute", _write_changes_first)
+            event.listen(factory, "before_commit", repository.write_changes)
         self._sqlite_lock = threading.Lock() if self.dialect == "sqlite" else None
-        self._study_locks: dict[int, threading.Lock] = {}
-        self._study_locks_guard = threading.Lock()
+        self._queues: dict[int, StudyQueue] = {}
+        self._queues_guard = threading.Lock()
 
-    def study_lock(self, study_id: int) -> threading.Lock:
-        with self._study_locks_guard:
-            return self._study_locks.setdefault(study_id, threading.Lock())
+    def study_queue(self, study_id: int) -> StudyQueue:
+        with self._queues_guard:
+            return self._queues.setdefault(study_id, StudyQueue())
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -124,12 +161,42 @@ class Database:
         self, work: Callable[[Session], T], *, study: int | None = None, attempts: int = 8
     ) -> T:
         """Run `work` in one write transaction, again on a transient conflict. Pass the
-        `study` whose row `work` locks, to queue on this process's lock of it first."""
-        queue: AbstractContextManager[object] = (
-            nullcontext() if study is None else self.study_lock(study)
-        )
-        with queue:
+        `study` whose row `work` locks: `work` then joins the study's queue and may share
+        its transaction with other work on the study that arrived meanwhile, each seeing
+        the changes of those before it, as if run one after the other."""
+        if study is None:
             return self._retrying(work, attempts)
+        queue, job = self.study_queue(study), _Job(work)
+        queue.jobs.append(job)
+        with queue.turn:
+            while not job.done:
+                batch = [queue.jobs.popleft() for _ in range(min(MAX_BATCH, len(queue.jobs)))]
+                self._run_batch(batch, attempts)
+        return job.outcome()
+
+    def _run_batch(self, batch: list[_Job[Any]], attempts: int) -> None:
+        """One transaction for the whole batch; if any unit of work in it raises, the
+        transaction is rolled back and each runs alone, so that one's error is its own."""
+        try:
+            if len(batch) > 1:
+                try:
+                    results = self._retrying(lambda s: [job.work(s) for job in batch], attempts)
+                except Exception:
+                    log.debug("a batch of %d failed; running them one by one", len(batch))
+                else:
+                    for job, result in zip(batch, results, strict=True):
+                        job.result, job.done = result, True
+                    return
+            for job in batch:
+                try:
+                    job.result = self._retrying(job.work, attempts)
+                except Exception as exc:
+                    job.error = exc
+                job.done = True
+        finally:
+            for job in batch:
+                if not job.done:  # interrupted (BaseException): don't leave a caller waiting
+                    job.error, job.done = RuntimeError("the transaction was interrupted"), True
 
     def _retrying(self, work: Callable[[Session], T], attempts: int) -> T:
         for attempt in range(attempts):

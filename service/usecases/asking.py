@@ -87,7 +87,7 @@ def ask(ctx: Context, study_id: int, worker_id: str) -> AskResult:
         now = utcnow()
         config = ctx.config(study)
         if held is not None:  # the same worker asking again gets its trial back
-            held.lease_expires_at = lease_until(config, now)
+            repo.change(held, lease_expires_at=lease_until(config, now))
             return AskResult("run", held)
         if study.status != "running":
             return AskResult("done", reason=study.reason)
@@ -127,10 +127,10 @@ def reclaim_expired_leases(
     interval = timedelta(seconds=lease_check_interval(config))
     if study.leases_checked_at is not None and now - study.leases_checked_at < interval:
         return 0
-    study.leases_checked_at = now
+    repo.change(study, leases_checked_at=now)
     expired = repo.expired_leases(session, study.id, now)
     for trial in expired:
-        trial.lost_leases += 1
+        repo.change(trial, lost_leases=trial.lost_leases + 1)
         failed = judge_lost_lease(config, lost_leases=trial.lost_leases)
         if failed is None:
             put_back(study, trial, keep_worker=True)
@@ -183,7 +183,7 @@ def _apply(
     if isinstance(decision, d.Wait):
         return AskResult("wait", retry_after_s=wait_seconds)
     if isinstance(decision, d.Done):
-        study.status, study.reason = ("failed" if decision.failed else "done"), decision.reason
+        repo.change(study, status="failed" if decision.failed else "done", reason=decision.reason)
         return AskResult("done", reason=decision.reason)
     if isinstance(decision, d.Retry):
         trial = repo.get_trial_by_id(session, decision.trial)  # type: ignore[arg-type]
@@ -211,7 +211,7 @@ def _apply(
                 ),
             )
         assert child is not None
-        parent.promoted = True
+        repo.change(parent, promoted=True)
         _count_new_trial(study, bracket, round=decision.round)
         return AskResult("run", child)
     raise TypeError(decision)  # pragma: no cover
@@ -219,11 +219,13 @@ def _apply(
 
 def _book(view: SqlStudyView, decision: d.Decision) -> None:
     """The sampler's bookkeeping that comes with every decision."""
-    view.study.seed_state, view.study.exhausted = decision.seed_state, decision.exhausted
+    study = view.study
+    if (study.seed_state, study.exhausted) != (decision.seed_state, decision.exhausted):
+        repo.change(study, seed_state=decision.seed_state, exhausted=decision.exhausted)
     for key, sizes in decision.resized:
-        view.brackets[key].sizes = list(sizes)  # type: ignore[index]
+        repo.change(view.brackets[key], sizes=list(sizes))  # type: ignore[index]
     for key in decision.closed:
-        view.brackets[key].is_open = False  # type: ignore[index]
+        repo.change(view.brackets[key], is_open=False)  # type: ignore[index]
 
 
 def _bracket(session: Session, view: SqlStudyView, ref: Hashable | d.NewBracket) -> BracketRow:
@@ -240,7 +242,7 @@ def _bracket(session: Session, view: SqlStudyView, ref: Hashable | d.NewBracket)
         active=0,
         is_open=True,
     )
-    study.last_iteration, study.last_bracket = ref.iteration, ref.bracket
+    repo.change(study, last_iteration=ref.iteration, last_bracket=ref.bracket)
     repo.add(session, bracket)
     view.brackets[bracket.id] = bracket  # open now, whatever happens to this decision
     return bracket
@@ -287,6 +289,5 @@ def _trial_fields(
 
 
 def _count_new_trial(study: StudyRow, bracket: BracketRow, *, round: int) -> None:
-    study.trial_count += 1
-    bracket.created = bump(bracket.created, round)
-    bracket.active += 1
+    repo.change(study, trial_count=study.trial_count + 1)
+    repo.change(bracket, created=bump(bracket.created, round), active=bracket.active + 1)

@@ -1,6 +1,6 @@
 """A trial's state changes, shared by ask (start, lost lease) and tell (complete, retry,
 fail), with the bracket and study counters that the scheduler reads kept in step. Every
-change of a trial's status goes through `_set_status`."""
+change of a trial's status goes through `_set_status`; rows change through `repo.change`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from service.core.outcomes import after_final
 from service.core.state import StudyConfig
 from service.db import repository as repo
 from service.db.models import BracketRow, StudyRow, TrialRow
+from service.db.repository import change
 
 
 def lease_until(config: StudyConfig, now: datetime) -> datetime:
@@ -27,8 +28,10 @@ def bump(counts: list[int], index: int, delta: int = 1) -> list[int]:
 
 def _set_status(study: StudyRow, trial: TrialRow, status: str) -> None:
     """Change a trial's status, keeping the study's count of pending trials."""
-    study.pending_count += (status == "pending") - (trial.status == "pending")
-    trial.status = status
+    delta = (status == "pending") - (trial.status == "pending")
+    if delta:
+        change(study, pending_count=study.pending_count + delta)
+    change(trial, status=status)
 
 
 def start_run(
@@ -43,21 +46,26 @@ def start_run(
     if trial.runs > 0:  # offered again: the new run starts with a clean history
         repo.delete_metrics(session, trial.id)
     _set_status(study, trial, "running")
-    trial.worker_id = worker_id
-    trial.lease_expires_at = lease_until(config, now)
-    trial.started_at, trial.queue_seq = now, None
-    trial.best_value = trial.best_epoch = None
-    trial.runs += 1
+    change(
+        trial,
+        worker_id=worker_id,
+        lease_expires_at=lease_until(config, now),
+        started_at=now,
+        queue_seq=None,
+        best_value=None,
+        best_epoch=None,
+        runs=trial.runs + 1,
+    )
 
 
 def put_back(study: StudyRow, trial: TrialRow, *, keep_worker: bool) -> None:
     """Queue the trial to be offered again (same id and values), newest first. A trial whose
     lease was lost remembers that worker, whose late tell is then still accepted."""
-    study.queue_counter += 1
+    change(study, queue_counter=study.queue_counter + 1)
     _set_status(study, trial, "pending")
-    trial.queue_seq, trial.lease_expires_at = study.queue_counter, None
+    change(trial, queue_seq=study.queue_counter, lease_expires_at=None)
     if not keep_worker:
-        trial.worker_id = None
+        change(trial, worker_id=None)
 
 
 def complete(
@@ -70,8 +78,8 @@ def complete(
     now: datetime,
 ) -> None:
     _set_status(study, trial, "completed")
-    trial.score, trial.score_key = score, config.objective.key(score)
-    bracket.completed = bump(bracket.completed, trial.round)
+    change(trial, score=score, score_key=config.objective.key(score))
+    change(bracket, completed=bump(bracket.completed, trial.round))
     _end(config, study, bracket, trial, now=now, failure=None)
 
 
@@ -85,7 +93,7 @@ def fail(
     now: datetime,
 ) -> None:
     _set_status(study, trial, "failed")
-    trial.error = reason
+    change(trial, error=reason)
     _end(config, study, bracket, trial, now=now, failure=reason)
 
 
@@ -98,10 +106,12 @@ def _end(
     now: datetime,
     failure: str | None,
 ) -> None:
-    trial.finished_at, trial.lease_expires_at, trial.queue_seq = now, None, None
-    bracket.active -= 1
-    study.consecutive_failures, reason = after_final(
+    change(trial, finished_at=now, lease_expires_at=None, queue_seq=None)
+    change(bracket, active=bracket.active - 1)
+    failures, reason = after_final(
         config, consecutive_failures=study.consecutive_failures, failure=failure
     )
+    if failures != study.consecutive_failures:
+        change(study, consecutive_failures=failures)
     if reason is not None and study.status == "running":
-        study.status, study.reason = "failed", reason
+        change(study, status="failed", reason=reason)

@@ -52,8 +52,8 @@ def report(ctx: Context, study_id: int, number: int, body: ReportRequest) -> Tri
         objective = ctx.config(study).objective
         value = objective.value(body.metrics)
         if value is not None and objective.better(value, trial.best_value):
-            trial.best_value, trial.best_epoch = value, body.epoch
-        trial.lease_expires_at = lease_until(ctx.config(study), utcnow())
+            repo.change(trial, best_value=value, best_epoch=body.epoch)
+        repo.change(trial, lease_expires_at=lease_until(ctx.config(study), utcnow()))
         return trial
 
     return ctx.db.transaction(work)
@@ -116,15 +116,15 @@ def tell(ctx: Context, study_id: int, number: int, body: TellRequest) -> TrialRo
             error=body.error if body.status == "failed" else None,
             failed_runs=trial.failed_runs,
         )
-        trial.tell_digest = digest
+        repo.change(trial, tell_digest=digest)
         if body.metrics is not None:
-            trial.metrics = body.metrics
+            repo.change(trial, metrics=body.metrics)
         if isinstance(outcome, Completed):
             complete(config, study, bracket, trial, score=outcome.score, now=now)
         else:
-            trial.failed_runs += 1
+            repo.change(trial, failed_runs=trial.failed_runs + 1)
             if isinstance(outcome, RetryLater):
-                trial.error = outcome.reason
+                repo.change(trial, error=outcome.reason)
                 put_back(study, trial, keep_worker=False)
             else:
                 fail(config, study, bracket, trial, reason=outcome.reason, now=now)
@@ -144,7 +144,7 @@ def _score(config: StudyConfig, trial: TrialRow, body: TellRequest) -> float | N
         )
     best = objective.best(v for v in (trial.best_value, final) if v is not None)
     if final is not None and best == final and final != trial.best_value:
-        trial.best_epoch = trial.epochs - 1
+        repo.change(trial, best_epoch=trial.epochs - 1)
     return best
 
 
@@ -171,15 +171,18 @@ def _add_new_entries(
     for hp in new:
         if hp.name not in values and hp.is_active(values):
             values[hp.name] = hp.default
-    trial.values = values
+    repo.change(trial, values=values)
     if config.tune_new_entries:
         try:
             merged = config.space.merge(new)
         except SpaceError as exc:
             raise Invalid(f"hyperparameters: {exc}") from None
-        study.space = merged.to_dicts()
-        study.space_version += 1
-        study.exhausted = False
+        repo.change(
+            study,
+            space=merged.to_dicts(),
+            space_version=study.space_version + 1,
+            exhausted=False,
+        )
 
 
 # -- reading -----------------------------------------------------------------------------------
