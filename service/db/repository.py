@@ -16,7 +16,13 @@ from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, aliased, object_session, undefer_group
+from sqlalchemy.orm import (
+    Session,
+    aliased,
+    make_transient_to_detached,
+    object_session,
+    undefer_group,
+)
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .models import BracketRow, CheckpointRow, StudyRow, TrialMetricRow, TrialRow
@@ -133,33 +139,46 @@ def change(row: Any, **values: Any) -> None:
 
 
 def write_changes(session: Session) -> None:
-    """Write the changes queued by `change`: one UPDATE per row, by primary key."""
+    """Write the changes queued by `change`: one UPDATE per row, by primary key; on
+    PostgreSQL all of them in one statement (the others as data-modifying CTEs)."""
     changes: dict[Any, set[str]] | None = session.info.pop("changes", None)
     if not changes:
         return
-    connection = session.connection()
-    for row, keys in changes.items():
-        names = tuple(sorted(keys))
-        params = {f"v_{key}": getattr(row, key) for key in names}
-        connection.execute(_update_by_id(row.__tablename__, names), {"row_id": row.id, **params})
+    rows = [(row, tuple(sorted(keys))) for row, keys in changes.items()]
+    if session.get_bind().dialect.name == "postgresql":
+        _write_rows(session, rows)
+        return
+    for item in rows:
+        _write_rows(session, [item])
+
+
+def _write_rows(session: Session, rows: list[tuple[Any, tuple[str, ...]]]) -> None:
+    params: dict[str, Any] = {}
+    for i, (row, keys) in enumerate(rows):
+        params[f"r{i}"] = row.id
+        params.update({f"v{i}_{key}": getattr(row, key) for key in keys})
+    signature = tuple((row.__tablename__, keys) for row, keys in rows)
+    session.connection().execute(_update_rows(signature), params)
 
 
 @functools.cache
-def _update_by_id(tablename: str, keys: tuple[str, ...]) -> Any:
-    """UPDATE <table> SET <the columns of these attributes> WHERE id = :row_id, built once."""
-    model = _MODELS[tablename]
-    columns = {key: sa_inspect(model).attrs[key].columns[0] for key in keys}
-    table = model.__table__
-    return (
-        update(table)
-        .where(table.c.id == bindparam("row_id"))
-        .values(
-            {
-                column.name: bindparam(f"v_{key}", type_=column.type)
-                for key, column in columns.items()
-            }
-        )
-    )
+def _update_rows(signature: tuple[tuple[str, tuple[str, ...]], ...]) -> Any:
+    """UPDATE <table> SET <the columns of these attributes> WHERE id = :r<i> for each
+    (table, attributes) of `signature`, the first ones as CTEs of the last; built once."""
+    updates = []
+    for i, (tablename, keys) in enumerate(signature):
+        model = _MODELS[tablename]
+        table = model.__table__
+        columns = {key: sa_inspect(model).attrs[key].columns[0] for key in keys}
+        values: dict[str, Any] = {
+            c.name: bindparam(f"v{i}_{key}", type_=c.type) for key, c in columns.items()
+        }
+        for column in table.columns:  # studies.updated_at: set here, not by the ORM
+            if column.onupdate is not None and column.name not in values:
+                values[column.name] = func.now()
+        updates.append(update(table).where(table.c.id == bindparam(f"r{i}")).values(values))
+    *ctes, last = updates
+    return last.add_cte(*(stmt.cte(f"write{i}") for i, stmt in enumerate(ctes)))
 
 
 _MODELS: dict[str, Any] = {m.__tablename__: m for m in (StudyRow, BracketRow, TrialRow)}
@@ -207,15 +226,26 @@ _NEWEST_PENDING = (
 
 def insert_trial(session: Session, fields: dict[str, Any]) -> TrialRow | None:
     """Insert a trial; None when its sampled configuration is already in the study (the
-    unique (study, values_hash) constraint decides, in the same round trip)."""
+    unique (study, values_hash) constraint decides, in the same round trip). Only the new
+    id comes back: the row is built here from `fields`, as if loaded."""
+    write_changes(session)  # the insert goes past the ORM: write what it must see first
+    params = {_TRIAL_COLUMNS[key]: value for key, value in fields.items()}
     stmt = _INSERT_TRIAL[session.get_bind().dialect.name]
-    return session.scalars(stmt, [fields]).first()
+    trial_id = session.connection().execute(stmt, params).scalar()
+    if trial_id is None:
+        return None
+    trial = TrialRow(id=trial_id, **(dict.fromkeys(_TRIAL_COLUMNS) | fields))
+    make_transient_to_detached(trial)  # persistent with these values, nothing to flush
+    session.add(trial)
+    return trial
 
 
+_TRIAL_COLUMNS = {attr.key: attr.columns[0].name for attr in sa_inspect(TrialRow).column_attrs}
+del _TRIAL_COLUMNS["id"]
 _INSERT_TRIAL = {
-    name: insert(TrialRow)
+    name: insert(TrialRow.__table__)
     .on_conflict_do_nothing(index_elements=["study_id", "values_hash"])
-    .returning(TrialRow)
+    .returning(TrialRow.__table__.c.id)
     for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
 }
 

@@ -157,22 +157,21 @@ def _apply(
     study = view.study
     if isinstance(decision, d.StartTrial):
         bracket = _bracket(session, view, decision.bracket)
-        with session.no_autoflush:
-            trial = repo.insert_trial(
-                session,
-                _trial_fields(
-                    study,
-                    bracket,
-                    worker_id=worker_id,
-                    now=now,
-                    config=config,
-                    round=0,
-                    epochs=decision.epochs,
-                    initial_epoch=0,
-                    values=decision.values,
-                    values_hash=decision.values_hash,
-                ),
-            )
+        trial = repo.insert_trial(
+            session,
+            _trial_fields(
+                study,
+                bracket,
+                worker_id=worker_id,
+                now=now,
+                config=config,
+                round=0,
+                epochs=decision.epochs,
+                initial_epoch=0,
+                values=decision.values,
+                values_hash=decision.values_hash,
+            ),
+        )
         if trial is None:
             return None
         _book(view, decision)
@@ -193,23 +192,22 @@ def _apply(
         bracket = view.brackets[decision.bracket]  # type: ignore[index]
         parent = repo.best_promotable(session, bracket.id, decision.round - 1)
         assert parent is not None, "the core promoted from a round with no candidate"
-        with session.no_autoflush:
-            child = repo.insert_trial(
-                session,
-                _trial_fields(
-                    study,
-                    bracket,
-                    worker_id=worker_id,
-                    now=now,
-                    config=config,
-                    round=decision.round,
-                    epochs=decision.epochs,
-                    initial_epoch=decision.initial_epoch,
-                    values=parent.values,
-                    values_hash=None,
-                    parent=parent,
-                ),
-            )
+        child = repo.insert_trial(
+            session,
+            _trial_fields(
+                study,
+                bracket,
+                worker_id=worker_id,
+                now=now,
+                config=config,
+                round=decision.round,
+                epochs=decision.epochs,
+                initial_epoch=decision.initial_epoch,
+                values=parent.values,
+                values_hash=None,
+                parent=parent,
+            ),
+        )
         assert child is not None
         repo.change(parent, promoted=True)
         _count_new_trial(study, bracket, round=decision.round)
