@@ -242,10 +242,11 @@ def insert_trial(session: Session, fields: dict[str, Any]) -> TrialRow | None:
 
 _TRIAL_COLUMNS = {attr.key: attr.columns[0].name for attr in sa_inspect(TrialRow).column_attrs}
 del _TRIAL_COLUMNS["id"]
+_TRIALS = TrialRow.__table__
 _INSERT_TRIAL = {
-    name: insert(TrialRow.__table__)
+    name: insert(_TRIALS)  # type: ignore[arg-type]
     .on_conflict_do_nothing(index_elements=["study_id", "values_hash"])
-    .returning(TrialRow.__table__.c.id)
+    .returning(_TRIALS.c.id)
     for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
 }
 
