@@ -135,6 +135,10 @@ class Latencies:
     def add(self, name: str, seconds: float) -> None:
         self.samples.setdefault(name, []).append(seconds)
 
+    def extend(self, other: Latencies) -> None:
+        for name, values in other.samples.items():
+            self.samples.setdefault(name, []).extend(values)
+
     def percentile(self, name: str, q: float) -> float:
         values = sorted(self.samples.get(name, []))
         if not values:

@@ -1,9 +1,11 @@
 """Throughput and latency of ask -> tell with W concurrent workers, side by side in one run:
 Rung (a real `rung serve`), the floor (FastAPI + SQLAlchemy inserting and updating one row,
 benchmarks/floor_app.py) and Optuna's RDB storage (RandomSampler + HyperbandPruner; ask ->
-3 suggests -> report -> tell, from W processes), on the same database server.
+3 suggests -> report -> tell, from W processes), on the same database server. Rung and the
+floor take turns, `--rounds` times each (the machine's speed drifts within a run); the table
+gives the median of their rates and of the per-round ratios.
 
-    python benchmarks/throughput.py [--smoke] [--workers 1,8,32] [--seconds 15]
+    python benchmarks/throughput.py [--smoke] [--workers 1,8,32] [--seconds 10] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -11,12 +13,22 @@ from __future__ import annotations
 import asyncio
 import multiprocessing as mp
 import random
+import statistics
 import sys
 import time
+from dataclasses import dataclass
 
 import httpx
 
-from benchmarks.common import Latencies, database, parser, run_clients, rung_server, serve, table
+from benchmarks.common import (
+    Latencies,
+    database,
+    parser,
+    run_clients,
+    rung_server,
+    serve,
+    table,
+)
 
 STUDY = {
     "name": "throughput",
@@ -150,25 +162,62 @@ def measure_optuna(
     return done / seconds, latencies, errors
 
 
+@dataclass
+class SideBySide:
+    """Rung and the floor measured in turns: the medians of their rates and of the ratios
+    of each round, and the latencies of all rounds together."""
+
+    rung: float
+    floor: float
+    ratios: list[float]
+    rung_lat: Latencies
+    floor_lat: Latencies
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.ratios)
+
+
+def rung_and_floor(kind: str, workers: int, seconds: float, rounds: int) -> SideBySide:
+    rung_rates, floor_rates = [], []
+    rung_lat, floor_lat = Latencies(), Latencies()
+    for _ in range(rounds):
+        with database(kind) as url, rung_server(url) as server:
+            rate, lat = asyncio.run(measure_rung(server.url, workers, seconds))
+        rung_rates.append(rate)
+        rung_lat.extend(lat)
+        with (
+            database(kind) as url,
+            serve(
+                [sys.executable, "benchmarks/floor_app.py"], {"FLOOR_DATABASE_URL": url}
+            ) as floor_server,
+        ):
+            rate, lat = asyncio.run(measure_floor(floor_server.url, workers, seconds))
+        floor_rates.append(rate)
+        floor_lat.extend(lat)
+    return SideBySide(
+        rung=statistics.median(rung_rates),
+        floor=statistics.median(floor_rates),
+        ratios=[r / f for r, f in zip(rung_rates, floor_rates, strict=True)],
+        rung_lat=rung_lat,
+        floor_lat=floor_lat,
+    )
+
+
 def main() -> None:
     p = parser(__doc__ or "")
     p.add_argument("--workers", default="1,8,32")
-    p.add_argument("--seconds", type=float, default=15.0)
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
     seconds = 1.0 if args.smoke else args.seconds
+    rounds = 1 if args.smoke else args.rounds
     workers = [4] if args.smoke else [int(w) for w in args.workers.split(",")]
     rows = []
     for kind in args.databases.split(","):
         for w in workers:
-            with database(kind) as url, rung_server(url) as server:
-                rung, rung_lat = asyncio.run(measure_rung(server.url, w, seconds))
-            with (
-                database(kind) as url,
-                serve(
-                    [sys.executable, "benchmarks/floor_app.py"], {"FLOOR_DATABASE_URL": url}
-                ) as floor_server,
-            ):
-                floor, floor_lat = asyncio.run(measure_floor(floor_server.url, w, seconds))
+            pair = rung_and_floor(kind, w, seconds, rounds)
+            rung, rung_lat, floor_lat = pair.rung, pair.rung_lat, pair.floor_lat
             with database(kind) as url:
                 optuna, optuna_lat, optuna_errors = measure_optuna(
                     url, w, seconds, warmup=2.0 if args.smoke else 5.0
@@ -178,9 +227,9 @@ def main() -> None:
                     kind,
                     w,
                     rung,
-                    floor,
+                    pair.floor,
                     optuna,
-                    f"{rung / floor:.2f}",
+                    f"{pair.ratio:.2f} ({', '.join(f'{r:.2f}' for r in pair.ratios)})",
                     f"{rung / optuna:.1f}" if optuna else "inf",
                     rung_lat.p50("ask"),
                     rung_lat.p99("ask"),
@@ -203,7 +252,7 @@ def main() -> None:
                 "Rung pairs/s",
                 "floor pairs/s",
                 "Optuna trials/s",
-                "Rung/floor",
+                "Rung/floor (each round)",
                 "Rung/Optuna",
                 "Rung ask p50 ms",
                 "Rung ask p99 ms",
