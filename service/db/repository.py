@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, exists, func, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -165,20 +165,21 @@ def _write_rows(session: Session, rows: list[tuple[Any, tuple[str, ...]]]) -> No
 def _update_rows(signature: tuple[tuple[str, tuple[str, ...]], ...]) -> Any:
     """UPDATE <table> SET <the columns of these attributes> WHERE id = :r<i> for each
     (table, attributes) of `signature`, the first ones as CTEs of the last; built once."""
-    updates = []
-    for i, (tablename, keys) in enumerate(signature):
-        model = _MODELS[tablename]
-        table = model.__table__
-        columns = {key: sa_inspect(model).attrs[key].columns[0] for key in keys}
-        values: dict[str, Any] = {
-            c.name: bindparam(f"v{i}_{key}", type_=c.type) for key, c in columns.items()
-        }
-        for column in table.columns:  # studies.updated_at: set here, not by the ORM
-            if column.onupdate is not None and column.name not in values:
-                values[column.name] = func.now()
-        updates.append(update(table).where(table.c.id == bindparam(f"r{i}")).values(values))
-    *ctes, last = updates
+    *ctes, last = [_row_update(i, tablename, keys) for i, (tablename, keys) in enumerate(signature)]
     return last.add_cte(*(stmt.cte(f"write{i}") for i, stmt in enumerate(ctes)))
+
+
+def _row_update(i: int, tablename: str, keys: tuple[str, ...]) -> Any:
+    model = _MODELS[tablename]
+    table = model.__table__
+    columns = {key: sa_inspect(model).attrs[key].columns[0] for key in keys}
+    values: dict[str, Any] = {
+        c.name: bindparam(f"v{i}_{key}", type_=c.type) for key, c in columns.items()
+    }
+    for column in table.columns:  # studies.updated_at: set here, not by the ORM
+        if column.onupdate is not None and column.name not in values:
+            values[column.name] = func.now()
+    return update(table).where(table.c.id == bindparam(f"r{i}")).values(values)
 
 
 _MODELS: dict[str, Any] = {m.__tablename__: m for m in (StudyRow, BracketRow, TrialRow)}
@@ -224,31 +225,72 @@ _NEWEST_PENDING = (
 )
 
 
-def insert_trial(session: Session, fields: dict[str, Any]) -> TrialRow | None:
+def insert_trial(
+    session: Session,
+    fields: dict[str, Any],
+    *,
+    on_insert: Sequence[tuple[Any, dict[str, Any]]] = (),
+) -> TrialRow | None:
     """Insert a trial; None when its sampled configuration is already in the study (the
-    unique (study, values_hash) constraint decides, in the same round trip). Only the new
-    id comes back: the row is built here from `fields`, as if loaded."""
+    unique (study, values_hash) constraint decides, in the same round trip). `on_insert`:
+    changes (row, values) to other loaded rows that hold if, and only if, the trial is
+    inserted; on PostgreSQL they are written by the same statement. Only the new id comes
+    back: the trial's row is built here from `fields`, as if loaded."""
     write_changes(session)  # the insert goes past the ORM: write what it must see first
-    params = {_TRIAL_COLUMNS[key]: value for key, value in fields.items()}
-    stmt = _INSERT_TRIAL[session.get_bind().dialect.name]
+    together = session.get_bind().dialect.name == "postgresql" and bool(on_insert)
+    params = {f"t_{key}": value for key, value in fields.items()}
+    if together:
+        for i, (row, values) in enumerate(on_insert):
+            params[f"r{i}"] = row.id
+            params.update({f"v{i}_{key}": value for key, value in values.items()})
+        signature = tuple((row.__tablename__, tuple(values)) for row, values in on_insert)
+        stmt = _insert_trial(session.get_bind().dialect.name, tuple(fields), signature)
+    else:
+        stmt = _insert_trial(session.get_bind().dialect.name, tuple(fields), ())
     trial_id = session.connection().execute(stmt, params).scalar()
     if trial_id is None:
         return None
+    for row, values in on_insert:
+        if together:  # already written
+            for key, value in values.items():
+                set_committed_value(row, key, value)
+        else:
+            change(row, **values)
     trial = TrialRow(id=trial_id, **(dict.fromkeys(_TRIAL_COLUMNS) | fields))
     make_transient_to_detached(trial)  # persistent with these values, nothing to flush
     session.add(trial)
     return trial
 
 
+@functools.cache
+def _insert_trial(
+    dialect: str, keys: tuple[str, ...], signature: tuple[tuple[str, tuple[str, ...]], ...]
+) -> Any:
+    """INSERT INTO trials (<keys>) … ON CONFLICT (study_id, values_hash) DO NOTHING
+    RETURNING id; with a `signature` (PostgreSQL), the UPDATEs of `_update_rows` as CTEs
+    that change their row only when the insert did. Built once."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    columns = {key: _TRIALS.c[_TRIAL_COLUMNS[key]] for key in keys}
+    values = {c.name: bindparam(f"t_{key}", type_=c.type) for key, c in columns.items()}
+    stmt = (
+        insert(_TRIALS)  # type: ignore[arg-type]
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["study_id", "values_hash"])
+        .returning(_TRIALS.c.id)
+    )
+    if not signature:
+        return stmt
+    inserted = stmt.cte("inserted")
+    updates = [
+        _row_update(i, tablename, names).where(exists(select(inserted.c.id)))
+        for i, (tablename, names) in enumerate(signature)
+    ]
+    return select(inserted.c.id).add_cte(*(u.cte(f"write{i}") for i, u in enumerate(updates)))
+
+
 _TRIAL_COLUMNS = {attr.key: attr.columns[0].name for attr in sa_inspect(TrialRow).column_attrs}
 del _TRIAL_COLUMNS["id"]
 _TRIALS = TrialRow.__table__
-_INSERT_TRIAL = {
-    name: insert(_TRIALS)  # type: ignore[arg-type]
-    .on_conflict_do_nothing(index_elements=["study_id", "values_hash"])
-    .returning(_TRIALS.c.id)
-    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
-}
 
 
 def has_running(session: Session, study_id: int) -> bool:

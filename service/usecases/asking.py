@@ -157,6 +157,7 @@ def _apply(
     study = view.study
     if isinstance(decision, d.StartTrial):
         bracket = _bracket(session, view, decision.bracket)
+        sampled = {"seed_state": decision.seed_state, "exhausted": decision.exhausted}
         trial = repo.insert_trial(
             session,
             _trial_fields(
@@ -171,11 +172,11 @@ def _apply(
                 values=decision.values,
                 values_hash=decision.values_hash,
             ),
+            on_insert=_counted(study, bracket, round=0, study_changes=sampled),
         )
         if trial is None:
             return None
         _book(view, decision)
-        _count_new_trial(study, bracket, round=0)
         return AskResult("run", trial)
 
     _book(view, decision)
@@ -207,10 +208,12 @@ def _apply(
                 values_hash=None,
                 parent=parent,
             ),
+            on_insert=[
+                *_counted(study, bracket, round=decision.round),
+                (parent, {"promoted": True}),
+            ],
         )
         assert child is not None
-        repo.change(parent, promoted=True)
-        _count_new_trial(study, bracket, round=decision.round)
         return AskResult("run", child)
     raise TypeError(decision)  # pragma: no cover
 
@@ -286,6 +289,15 @@ def _trial_fields(
     }
 
 
-def _count_new_trial(study: StudyRow, bracket: BracketRow, *, round: int) -> None:
-    repo.change(study, trial_count=study.trial_count + 1)
-    repo.change(bracket, created=bump(bracket.created, round), active=bracket.active + 1)
+def _counted(
+    study: StudyRow,
+    bracket: BracketRow,
+    *,
+    round: int,
+    study_changes: dict[str, Any] | None = None,
+) -> list[tuple[Any, dict[str, Any]]]:
+    """The study's and the bracket's counters once a trial is added to the bracket's round."""
+    return [
+        (study, {"trial_count": study.trial_count + 1, **(study_changes or {})}),
+        (bracket, {"created": bump(bracket.created, round), "active": bracket.active + 1}),
+    ]
