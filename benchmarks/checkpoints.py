@@ -2,7 +2,7 @@
 service/core/retention.py: its peak, against the trials the iteration runs. Simulated on the
 core's in-memory store (every trial uploads one checkpoint when it finishes training).
 
-    python benchmarks/checkpoints.py [--smoke] [--max-epochs 81]
+    python -m benchmarks.checkpoints [--smoke] [--max-epochs 81]
 """
 
 from __future__ import annotations

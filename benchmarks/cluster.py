@@ -4,7 +4,7 @@ learning-curve objective. Reports worker utilisation (busy time / (W x wall time
 time of one Hyperband iteration against the ideal (total epochs / W), and the best score.
 This is the baseline the next scheduler will be measured against.
 
-    python benchmarks/cluster.py [--smoke] [--workers 4,16,64] [--epoch-seconds 0.1]
+    python -m benchmarks.cluster [--smoke] [--workers 4,16,64] [--epoch-seconds 0.1]
 """
 
 from __future__ import annotations

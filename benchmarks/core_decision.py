@@ -4,7 +4,7 @@ The core reads a compact view (open brackets' counters and indexed look-ups), so
 should cost the same however long the study has run. Measured on the in-memory reference
 store (service.core.memory), which keeps the same indexes as the SQL one.
 
-    python benchmarks/core_decision.py [--smoke]
+    python -m benchmarks.core_decision [--smoke]
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 bulk from a real Hyperband run of the core), against a real `rung serve`; the server's peak
 memory in the largest run; Optuna's RDB storage at the largest sizes it reaches in the time.
 
-    python benchmarks/growth.py [--smoke] [--sizes 1000,10000,100000] [--seconds 10]
+    python -m benchmarks.growth [--smoke] [--sizes 1000,10000,100000] [--seconds 10]
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ benchmarks/floor_app.py) and Optuna's RDB storage (RandomSampler + HyperbandPrun
 floor take turns, `--rounds` times each (the machine's speed drifts within a run); the table
 gives the median of their rates and of the per-round ratios.
 
-    python benchmarks/throughput.py [--smoke] [--workers 1,8,32] [--seconds 10] [--rounds 3]
+    python -m benchmarks.throughput [--smoke] [--workers 1,8,32] [--seconds 10] [--rounds 3]
 """
 
 from __future__ import annotations
