@@ -237,6 +237,7 @@ def insert_trial(
     inserted; on PostgreSQL they are written by the same statement. Only the new id comes
     back: the trial's row is built here from `fields`, as if loaded."""
     write_changes(session)  # the insert goes past the ORM: write what it must see first
+    fields = _with_defaults(fields)
     together = session.get_bind().dialect.name == "postgresql" and bool(on_insert)
     params = {f"t_{key}": value for key, value in fields.items()}
     if together:
@@ -291,6 +292,24 @@ def _insert_trial(
 _TRIAL_COLUMNS = {attr.key: attr.columns[0].name for attr in sa_inspect(TrialRow).column_attrs}
 del _TRIAL_COLUMNS["id"]
 _TRIALS = TrialRow.__table__
+
+
+def _with_defaults(fields: dict[str, Any]) -> dict[str, Any]:
+    """`fields` and the trials' Python-side column defaults of the columns it leaves out
+    (the ORM fills them in only for statements it builds itself)."""
+    missing = {key: _default(value) for key, value in _TRIAL_DEFAULTS.items() if key not in fields}
+    return {**missing, **fields}
+
+
+def _default(column_default: Any) -> Any:
+    return column_default.arg(None) if column_default.is_callable else column_default.arg
+
+
+_TRIAL_DEFAULTS = {
+    attr.key: attr.columns[0].default
+    for attr in sa_inspect(TrialRow).column_attrs
+    if attr.columns[0].default is not None
+}
 
 
 def has_running(session: Session, study_id: int) -> bool:
