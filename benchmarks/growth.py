@@ -2,15 +2,17 @@
 bulk from a real Hyperband run of the core), against a real `rung serve`; the server's peak
 memory in the largest run; Optuna's RDB storage at the largest sizes it reaches in the time.
 
-    python -m benchmarks.growth [--smoke] [--sizes 1000,10000,100000] [--seconds 10]
+    python -m benchmarks.growth [--smoke] [--sizes 1000,10000,100000] [--seconds 6] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import statistics
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import insert, text, update
@@ -156,43 +158,70 @@ def optuna_rate(url: str, trials: int, seconds: float) -> float:
     return done / (time.perf_counter() - started)
 
 
+@dataclass
+class Run:
+    rate1: float  # pairs/s, 1 worker
+    ask_p50: float
+    tell_p50: float
+    rate8: float  # pairs/s, 8 workers
+    rss: float  # the server's peak RSS, MiB
+    loaded: float  # seconds to load the study
+
+
+def measure_size(kind: str, size: int, seconds: float) -> Run:
+    """A new database with a study of `size` trials, then a real server on it."""
+    with database(kind) as url:
+        loaded = time.perf_counter()
+        bulk_load(url, size)
+        loaded = time.perf_counter() - loaded
+        with rung_server(url) as server:
+            rate1, lat1 = asyncio.run(measure_rung(server.url, 1, seconds))
+            rate8, _ = asyncio.run(measure_rung(server.url, 8, seconds))
+            rss = server.peak_rss_mib()
+    return Run(rate1, lat1.p50("ask"), lat1.p50("tell"), rate8, rss, loaded)
+
+
+def _slowdown(first: list[float], these: list[float]) -> str:
+    """The median over rounds of (rate at the smallest size / rate at this size), and each."""
+    ratios = [a / r for a, r in zip(first, these, strict=True)]
+    each = ", ".join(f"{r:.2f}" for r in ratios)
+    return f"{statistics.median(ratios):.2f}" + (f" ({each})" if len(ratios) > 1 else "")
+
+
 def main() -> None:
     p = parser(__doc__ or "")
     p.add_argument("--sizes", default="1000,10000,100000")
     p.add_argument("--optuna-sizes", default="1000,10000")
-    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--seconds", type=float, default=6.0)
+    p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
     sizes = [200, 2000] if args.smoke else [int(s) for s in args.sizes.split(",")]
     optuna_sizes = [200] if args.smoke else [int(s) for s in args.optuna_sizes.split(",")]
     seconds = 1.0 if args.smoke else args.seconds
+    rounds = 1 if args.smoke else args.rounds
     rows = []
     for kind in args.databases.split(","):
-        base: dict[int, float] = {}
+        # The sizes take turns, `rounds` times (the machine's speed drifts within a run):
+        # medians of the rates, and of each round's ratio to the smallest size.
+        runs: dict[int, list[Run]] = {size: [] for size in sizes}
+        for _ in range(rounds):
+            for size in sizes:
+                runs[size].append(measure_size(kind, size, seconds))
         for size in sizes:
-            with database(kind) as url:
-                loaded = time.perf_counter()
-                bulk_load(url, size)
-                loaded = time.perf_counter() - loaded
-                with rung_server(url) as server:
-                    results = {w: asyncio.run(measure_rung(server.url, w, seconds)) for w in (1, 8)}
-                    rss = server.peak_rss_mib()
-            rate1, lat1 = results[1]
-            rate8, _ = results[8]
-            base.setdefault(1, rate1)
-            base.setdefault(8, rate8)
+            first, these = runs[sizes[0]], runs[size]
             rows.append(
                 [
                     kind,
                     "Rung",
                     size,
-                    rate1,
-                    f"{base[1] / rate1:.2f}",
-                    lat1.p50("ask"),
-                    lat1.p50("tell"),
-                    rate8,
-                    f"{base[8] / rate8:.2f}",
-                    rss,
-                    f"{loaded:.0f}s",
+                    statistics.median(r.rate1 for r in these),
+                    _slowdown([a.rate1 for a in first], [r.rate1 for r in these]),
+                    statistics.median(r.ask_p50 for r in these),
+                    statistics.median(r.tell_p50 for r in these),
+                    statistics.median(r.rate8 for r in these),
+                    _slowdown([a.rate8 for a in first], [r.rate8 for r in these]),
+                    max(r.rss for r in these),
+                    f"{statistics.median(r.loaded for r in these):.0f}s",
                 ]
             )
             print(f"done: {kind} Rung {size}", file=sys.stderr, flush=True)
