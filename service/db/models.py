@@ -115,7 +115,7 @@ class BracketRow(Base):
             "study_id",
             "id",
             postgresql_where=text("is_open"),
-            sqlite_where=text("is_open"),
+            sqlite_where=text("is_open = 1"),  # as SQLAlchemy writes it on SQLite
         ),
         {"sqlite_autoincrement": True},
     )
