@@ -157,22 +157,19 @@ def _apply(
     study = view.study
     if isinstance(decision, d.StartTrial):
         bracket = _bracket(session, view, decision.bracket)
-        sampled = {"seed_state": decision.seed_state, "exhausted": decision.exhausted}
-        trial = repo.insert_trial(
+        trial = _insert_trial(
             session,
-            _trial_fields(
-                study,
-                bracket,
-                worker_id=worker_id,
-                now=now,
-                config=config,
-                round=0,
-                epochs=decision.epochs,
-                initial_epoch=0,
-                values=decision.values,
-                values_hash=decision.values_hash,
-            ),
-            on_insert=_counted(study, bracket, round=0, study_changes=sampled),
+            config,
+            study,
+            bracket,
+            worker_id=worker_id,
+            now=now,
+            round=0,
+            epochs=decision.epochs,
+            initial_epoch=0,
+            values=decision.values,
+            values_hash=decision.values_hash,
+            sampled={"seed_state": decision.seed_state, "exhausted": decision.exhausted},
         )
         if trial is None:
             return None
@@ -193,25 +190,18 @@ def _apply(
         bracket = view.brackets[decision.bracket]  # type: ignore[index]
         parent = repo.best_promotable(session, bracket.id, decision.round - 1)
         assert parent is not None, "the core promoted from a round with no candidate"
-        child = repo.insert_trial(
+        child = _insert_trial(
             session,
-            _trial_fields(
-                study,
-                bracket,
-                worker_id=worker_id,
-                now=now,
-                config=config,
-                round=decision.round,
-                epochs=decision.epochs,
-                initial_epoch=decision.initial_epoch,
-                values=parent.values,
-                values_hash=None,
-                parent=parent,
-            ),
-            on_insert=[
-                *_counted(study, bracket, round=decision.round),
-                (parent, {"promoted": True}),
-            ],
+            config,
+            study,
+            bracket,
+            worker_id=worker_id,
+            now=now,
+            round=decision.round,
+            epochs=decision.epochs,
+            initial_epoch=decision.initial_epoch,
+            values=parent.values,
+            parent=parent,
         )
         assert child is not None
         return AskResult("run", child)
@@ -249,22 +239,27 @@ def _bracket(session: Session, view: SqlStudyView, ref: Hashable | d.NewBracket)
     return bracket
 
 
-def _trial_fields(
+def _insert_trial(
+    session: Session,
+    config: StudyConfig,
     study: StudyRow,
     bracket: BracketRow,
     *,
     worker_id: str,
     now: datetime,
-    config: StudyConfig,
     round: int,
     epochs: int,
     initial_epoch: int,
     values: dict[str, Any],
-    values_hash: str | None,
+    values_hash: str | None = None,
     parent: TrialRow | None = None,
-) -> dict[str, Any]:
-    """A new trial, inserted already running for `worker_id` (one statement)."""
-    return {
+    sampled: dict[str, Any] | None = None,
+) -> TrialRow | None:
+    """Insert a new trial, already running for `worker_id`, and move the counters it moves
+    (the study's, the bracket's round's, the parent's `promoted`; `sampled`: the sampler's
+    state after drawing its values) in the same statement; None when its sampled
+    configuration is already in the study, and then nothing moves."""
+    fields = {
         "study_id": study.id,
         "number": study.trial_count,
         "bracket_id": bracket.id,
@@ -287,17 +282,10 @@ def _trial_fields(
         "lost_leases": 0,
         "promoted": False,
     }
-
-
-def _counted(
-    study: StudyRow,
-    bracket: BracketRow,
-    *,
-    round: int,
-    study_changes: dict[str, Any] | None = None,
-) -> list[tuple[Any, dict[str, Any]]]:
-    """The study's and the bracket's counters once a trial is added to the bracket's round."""
-    return [
-        (study, {"trial_count": study.trial_count + 1, **(study_changes or {})}),
+    moved: list[tuple[Any, dict[str, Any]]] = [
+        (study, {"trial_count": study.trial_count + 1, **(sampled or {})}),
         (bracket, {"created": bump(bracket.created, round), "active": bracket.active + 1}),
     ]
+    if parent is not None:
+        moved.append((parent, {"promoted": True}))
+    return repo.insert_trial(session, fields, on_insert=moved)

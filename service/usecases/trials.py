@@ -49,11 +49,11 @@ def report(ctx: Context, study_id: int, number: int, body: ReportRequest) -> Tri
                 f"[{trial.initial_epoch}, {trial.epochs}) (0-based, as Keras counts)"
             )
         repo.upsert_metrics(session, trial.id, body.epoch, body.metrics)
-        objective = ctx.config(study).objective
-        value = objective.value(body.metrics)
-        if value is not None and objective.better(value, trial.best_value):
+        config = ctx.config(study)
+        value = config.objective.value(body.metrics)
+        if value is not None and config.objective.better(value, trial.best_value):
             repo.change(trial, best_value=value, best_epoch=body.epoch)
-        repo.change(trial, lease_expires_at=lease_until(ctx.config(study), utcnow()))
+        repo.change(trial, lease_expires_at=lease_until(config, utcnow()))
         return trial
 
     return ctx.db.transaction(work)
