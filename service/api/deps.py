@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import Request
+from fastapi import Request, Response
+from pydantic import BaseModel
 
 from rung.schemas import ErrorResponse
 from service.errors import Invalid, NotFound
@@ -28,6 +29,14 @@ async def context(request: Request) -> Context:
 
 async def metrics(request: Request) -> Metrics:
     return request.app.state.metrics  # type: ignore[no-any-return]
+
+
+def reply(model: BaseModel) -> Response:
+    """The hot path's answer (ask, report, heartbeat, tell): the wire model as built,
+    serialized once. A route returning the model itself has FastAPI validate it again
+    against the route's `response_model`, in a second trip through the thread pool; the
+    `response_model` still documents the answer."""
+    return Response(model.model_dump_json(), media_type="application/json")
 
 
 def _number(text: str, digits: int) -> int | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from rung import schemas as w
 from service.metrics import Metrics
@@ -14,7 +14,7 @@ from service.usecases.context import Context
 
 from . import mapping
 from .auth import READ, WORK, allowed
-from .deps import ERRORS, context, cursor_key, metrics, study_key, trial_key
+from .deps import ERRORS, context, cursor_key, metrics, reply, study_key, trial_key
 
 log = logging.getLogger("rung.trials")
 router = APIRouter(prefix="/v1/studies/{study_id}", tags=["trials"], responses=ERRORS)
@@ -23,7 +23,7 @@ Meter = Annotated[Metrics, Depends(metrics)]
 
 
 @router.post("/ask", response_model=w.AskResponse, dependencies=allowed(WORK))
-def ask(study_id: str, body: w.AskRequest, ctx: Ctx, meter: Meter) -> w.AskResponse:
+def ask(study_id: str, body: w.AskRequest, ctx: Ctx, meter: Meter) -> Response:
     result = asking.ask(ctx, study_key(study_id), body.worker_id)
     meter.asks.labels(result.status).inc()
     meter.lease_expiries.inc(result.lease_expiries)
@@ -40,32 +40,34 @@ def ask(study_id: str, body: w.AskRequest, ctx: Ctx, meter: Meter) -> w.AskRespo
             "lease_expiries": result.lease_expiries,
         },
     )
-    return w.AskResponse(
-        status=result.status,  # type: ignore[arg-type]
-        trial=trial,
-        retry_after_s=result.retry_after_s,
-        reason=result.reason,
+    return reply(
+        w.AskResponse(
+            status=result.status,  # type: ignore[arg-type]
+            trial=trial,
+            retry_after_s=result.retry_after_s,
+            reason=result.reason,
+        )
     )
 
 
 @router.post("/trials/{trial_id}/report", response_model=w.Trial, dependencies=allowed(WORK))
-def report(study_id: str, trial_id: str, body: w.ReportRequest, ctx: Ctx, meter: Meter) -> w.Trial:
+def report(study_id: str, trial_id: str, body: w.ReportRequest, ctx: Ctx, meter: Meter) -> Response:
     row = trials.report(ctx, study_key(study_id), trial_key(study_id, trial_id), body)
     meter.reports.inc()
-    return mapping.trial(row)
+    return reply(mapping.trial(row))
 
 
 @router.post("/trials/{trial_id}/heartbeat", response_model=w.Trial, dependencies=allowed(WORK))
 def heartbeat(
     study_id: str, trial_id: str, body: w.HeartbeatRequest, ctx: Ctx, meter: Meter
-) -> w.Trial:
+) -> Response:
     row = trials.heartbeat(ctx, study_key(study_id), trial_key(study_id, trial_id), body.worker_id)
     meter.heartbeats.inc()
-    return mapping.trial(row)
+    return reply(mapping.trial(row))
 
 
 @router.post("/trials/{trial_id}/tell", response_model=w.Trial, dependencies=allowed(WORK))
-def tell(study_id: str, trial_id: str, body: w.TellRequest, ctx: Ctx, meter: Meter) -> w.Trial:
+def tell(study_id: str, trial_id: str, body: w.TellRequest, ctx: Ctx, meter: Meter) -> Response:
     row = trials.tell(ctx, study_key(study_id), trial_key(study_id, trial_id), body)
     meter.tells.labels(row.status).inc()
     log.info(
@@ -78,7 +80,7 @@ def tell(study_id: str, trial_id: str, body: w.TellRequest, ctx: Ctx, meter: Met
             "score": row.score,
         },
     )
-    return mapping.trial(row)
+    return reply(mapping.trial(row))
 
 
 @router.get("/trials", response_model=w.Page[w.Trial], dependencies=allowed(READ))
