@@ -19,6 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import (
     Session,
     aliased,
+    load_only,
     make_transient_to_detached,
     object_session,
     undefer_group,
@@ -87,10 +88,13 @@ def trial_with_bracket(
     return None if found is None else (found[0], found[1])
 
 
+# Of the bracket, only the counters a result moves: each column read costs on every tell.
+# (A later query that returns the bracket fills in the rest; so does reading it in a session.)
 _TRIAL_WITH_BRACKET = (
     select(TrialRow, BracketRow)
     .join(BracketRow, BracketRow.id == TrialRow.bracket_id)
     .where(TrialRow.study_id == bindparam("study_id"), TrialRow.number == bindparam("number"))
+    .options(load_only(BracketRow.completed, BracketRow.active))
 )
 
 
@@ -257,7 +261,8 @@ def insert_trial(
                 set_committed_value(row, key, value)
         else:
             change(row, **values)
-    trial = TrialRow(id=trial_id, **(dict.fromkeys(_TRIAL_COLUMNS) | fields))
+    trial = _TRIAL_CLASS.new_instance()  # no constructor: no attribute events per column
+    trial.__dict__.update(dict.fromkeys(_TRIAL_COLUMNS) | fields, id=trial_id)
     make_transient_to_detached(trial)  # persistent with these values, nothing to flush
     session.add(trial)
     return trial
@@ -292,6 +297,7 @@ def _insert_trial(
 _TRIAL_COLUMNS = {attr.key: attr.columns[0].name for attr in sa_inspect(TrialRow).column_attrs}
 del _TRIAL_COLUMNS["id"]
 _TRIALS = TrialRow.__table__
+_TRIAL_CLASS = sa_inspect(TrialRow).class_manager
 
 
 def _with_defaults(fields: dict[str, Any]) -> dict[str, Any]:
@@ -324,7 +330,8 @@ _HAS_RUNNING = (
 
 
 def best_promotable(session: Session, bracket_id: int, round: int) -> TrialRow | None:
-    """The best completed trial of a round not yet promoted; ties go to the earliest."""
+    """The best completed trial of a round not yet promoted; ties go to the earliest. Only
+    what a promotion copies is read (the rest is filled in if read later in the session)."""
     return session.scalars(_BEST_PROMOTABLE, {"bracket_id": bracket_id, "round": round}).first()
 
 
@@ -338,6 +345,7 @@ _BEST_PROMOTABLE = (
     )
     .order_by(TrialRow.score_key, TrialRow.number)
     .limit(1)
+    .options(load_only(TrialRow.number, TrialRow.values))
 )
 
 
