@@ -64,8 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ctx = None
     app.state.metrics = Metrics(lambda: app.state.ctx.db.engine if app.state.ctx else None)
     errors.install(app)
+    app.include_router(trials.router)  # first: routes are matched in order, workers call these
     app.include_router(studies.router)
-    app.include_router(trials.router)
     app.include_router(checkpoints.router)
     app.include_router(health.router)
     app.add_middleware(RequestTimer, metrics=app.state.metrics)
