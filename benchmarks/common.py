@@ -84,7 +84,9 @@ class Process:
 
 
 @contextmanager
-def serve(command: list[str], env: dict[str, str], *, ready: str = "/healthz") -> Iterator[Process]:
+def serve(
+    command: list[str], env: dict[str, str], *, ready: str = "/healthz", startup_s: float = 30
+) -> Iterator[Process]:
     port = free_port()
     environment = dict(os.environ, **env)
     log_path = Path(tempfile.mkstemp(prefix="bench-server-", suffix=".log")[1])
@@ -98,11 +100,14 @@ def serve(command: list[str], env: dict[str, str], *, ready: str = "/healthz") -
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
+        deadline = time.monotonic() + startup_s
+        while True:
             if process.poll() is not None:
                 raise RuntimeError(log_path.read_text()[-3000:])
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not ready after {startup_s} s: {log_path.read_text()[-3000:]}")
             try:
-                if httpx.get(url + ready, timeout=1).status_code == 200:
+                if httpx.get(url + ready, timeout=5).status_code == 200:
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
@@ -113,8 +118,11 @@ def serve(command: list[str], env: dict[str, str], *, ready: str = "/healthz") -
 
 
 @contextmanager
-def rung_server(database_url: str, **env: str) -> Iterator[Process]:
-    """`rung serve` on a database that gets its schema first."""
+def rung_server(
+    database_url: str, *, prefix: tuple[str, ...] = (), startup_s: float = 30, **env: str
+) -> Iterator[Process]:
+    """`rung serve` on a database that gets its schema first; `prefix`: a command that runs
+    it (valgrind)."""
     from service.db import migrate
 
     migrate.upgrade(database_url)
@@ -124,7 +132,8 @@ def rung_server(database_url: str, **env: str) -> Iterator[Process]:
         "RUNG_DB_POOL_SIZE": "40",
         **env,
     }
-    with serve([sys.executable, "-m", "rung.cli", "serve"], settings, ready="/readyz") as p:
+    command = [*prefix, sys.executable, "-m", "rung.cli", "serve"]
+    with serve(command, settings, ready="/readyz", startup_s=startup_s) as p:
         yield p
 
 

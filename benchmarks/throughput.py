@@ -5,7 +5,7 @@ benchmarks/floor_app.py) and Optuna's RDB storage (RandomSampler + HyperbandPrun
 floor take turns, `--rounds` times each (the machine's speed drifts within a run); the table
 gives the median of their rates and of the per-round ratios.
 
-    python -m benchmarks.throughput [--smoke] [--workers 1,8,32] [--seconds 10] [--rounds 3]
+    python -m benchmarks.throughput [--smoke] [--workers 1,8,32] [--seconds 10] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ def main() -> None:
     p = parser(__doc__ or "")
     p.add_argument("--workers", default="1,8,32")
     p.add_argument("--seconds", type=float, default=10.0)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5)
     args = p.parse_args()
     seconds = 1.0 if args.smoke else args.seconds
     rounds = 1 if args.smoke else args.rounds

