@@ -7,10 +7,13 @@ import threading
 import pytest
 from sqlalchemy import select
 
+from rung.schemas import StudyCreate, TellRequest
 from service.db import repository as repo
-from service.db.models import StudyRow
+from service.db.models import BracketRow, StudyRow, TrialRow
 from service.db.session import Database
 from service.errors import NotFound
+from service.usecases import asking, studies, trials
+from service.usecases.context import Context
 
 from .test_constraints import seed_rows
 
@@ -45,16 +48,23 @@ def bump_count(study_id, log, *, fail=False):
 def run_while_held(db, study_id, works):
     """Start each of `works` on its own thread while the study's turn is held, so that all
     of them queue; then let them run. Returns each one's result or exception."""
+    calls = [lambda work=work: db.transaction(work, study=study_id) for work in works]
+    return call_while_held(db, study_id, calls)
+
+
+def call_while_held(db, study_id, calls):
+    """Start each of `calls` (which run a transaction on the study) on its own thread while
+    the study's turn is held, so that they queue in this order; then let them run."""
     queue = db.study_queue(study_id)
-    results: list[object] = [None] * len(works)
+    results: list[object] = [None] * len(calls)
 
     def call(i):
         try:
-            results[i] = db.transaction(works[i], study=study_id)
+            results[i] = calls[i]()
         except Exception as exc:
             results[i] = exc
 
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(works))]
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(calls))]
     with queue.turn:
         for i, thread in enumerate(threads):
             thread.start()
@@ -95,3 +105,66 @@ def test_changes_are_written_before_the_next_statement_and_at_commit(db):
         assert s.execute(stmt).one() == (7, 2)  # written before this query
         repo.change(study, trial_count=8)
     assert counter(db, study_id) == 8  # written at commit
+
+
+def drive(ctx, study_id, held, *, shared):
+    """One step of two workers: each tells its trial's result and asks again, in this
+    order; `shared`: all four queued at once, so that they run in one transaction."""
+    calls = []
+    for worker in ("w0", "w1"):
+        number = held[worker]
+        if number is not None:
+            body = TellRequest(metrics={"val_loss": (number * 7919 % 97) / 97}, worker_id=worker)
+            calls.append(lambda n=number, b=body: trials.tell(ctx, study_id, n, b))
+        calls.append(lambda w=worker: asking.ask(ctx, study_id, w))
+    results = call_while_held(ctx.db, study_id, calls) if shared else [c() for c in calls]
+    answers = [r for r in results if isinstance(r, asking.AskResult)]
+    assert len(answers) == 2, results
+    for worker, answer in zip(("w0", "w1"), answers, strict=True):
+        held[worker] = answer.trial.number if answer.status == "run" else None
+
+
+def history(db, study_id):
+    with db.read() as s:
+        trial_rows = s.scalars(
+            select(TrialRow).where(TrialRow.study_id == study_id).order_by(TrialRow.number)
+        )
+        found = [
+            (t.number, t.status, t.bracket, t.round, t.epochs, t.values, t.parent_number, t.score)
+            for t in trial_rows
+        ]
+        bracket_rows = s.scalars(
+            select(BracketRow).where(BracketRow.study_id == study_id).order_by(BracketRow.id)
+        )
+        return found, [
+            (b.iteration, b.bracket, b.sizes, b.created, b.completed, b.active, b.is_open)
+            for b in bracket_rows
+        ]
+
+
+def test_tells_and_asks_sharing_transactions_decide_as_one_by_one(db):
+    """The same study driven twice, the same requests in the same order: one by one, and
+    each step's tells and asks queued into one shared transaction (a tell reads only part
+    of its bracket; an ask after it in the transaction reads the whole of it)."""
+    ctx = Context(db)
+    spec = {
+        "objective": "val_loss",
+        "max_epochs": 9,
+        "factor": 3,
+        "hyperband_iterations": 1,
+        "seed": 11,
+        "hyperparameters": [
+            {"type": "float", "name": "lr", "min_value": 1e-4, "max_value": 1e-1},
+            {"type": "int", "name": "units", "min_value": 8, "max_value": 512},
+        ],
+    }
+    runs = []
+    for shared in (False, True):
+        study = studies.create_study(ctx, StudyCreate(name=f"shared-{shared}", **spec))[0]
+        held: dict[str, int | None] = {"w0": None, "w1": None}
+        for _ in range(14):
+            drive(ctx, study.id, held, shared=shared)
+        runs.append(history(db, study.id))
+    one_by_one, shared_runs = runs
+    assert len(one_by_one[0]) > 10 and any(t[3] > 0 for t in one_by_one[0])  # promotions
+    assert shared_runs == one_by_one
