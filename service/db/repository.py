@@ -242,16 +242,16 @@ def insert_trial(
     back: the trial's row is built here from `fields`, as if loaded."""
     write_changes(session)  # the insert goes past the ORM: write what it must see first
     fields = _with_defaults(fields)
-    together = session.get_bind().dialect.name == "postgresql" and bool(on_insert)
+    dialect = session.get_bind().dialect.name
+    together = dialect == "postgresql" and bool(on_insert)
     params = {f"t_{key}": value for key, value in fields.items()}
+    signature: tuple[tuple[str, tuple[str, ...]], ...] = ()
     if together:
         for i, (row, values) in enumerate(on_insert):
             params[f"r{i}"] = row.id
             params.update({f"v{i}_{key}": value for key, value in values.items()})
         signature = tuple((row.__tablename__, tuple(values)) for row, values in on_insert)
-        stmt = _insert_trial(session.get_bind().dialect.name, tuple(fields), signature)
-    else:
-        stmt = _insert_trial(session.get_bind().dialect.name, tuple(fields), ())
+    stmt = _insert_trial(dialect, tuple(fields), signature)
     trial_id = session.connection().execute(stmt, params).scalar()
     if trial_id is None:
         return None
