@@ -8,18 +8,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from fastapi import Depends, Request, Security, params
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Request, Security, params
+from fastapi.security import HTTPBearer
 
 from service.errors import Forbidden, Unauthorized
 
 log = logging.getLogger("rung.auth")
 READ, WORK, ADMIN = "read", "work", "admin"
 ROLES = {"admin": {READ, WORK, ADMIN}, "worker": {READ, WORK}, "reader": {READ}}
-bearer = HTTPBearer(auto_error=False, description="an API token (RUNG_TOKENS)")
 
 
 @dataclass(frozen=True)
@@ -55,27 +53,36 @@ def role_of(tokens: list[Token], presented: str) -> str | None:
     return found
 
 
-def require(permission: str) -> Callable[..., Awaitable[None]]:
-    """A dependency that lets the call through only with a token that has `permission`."""
+class Require(HTTPBearer):
+    """A route dependency that lets the call through only with a token that has
+    `permission`. It is the bearer scheme itself (one dependency, not the scheme as a
+    sub-dependency of a check: FastAPI resolves each dependency on every call), so the
+    OpenAPI document still declares the scheme, under its usual name."""
 
-    async def check(  # async: FastAPI would run a plain function in the thread pool
-        request: Request,
-        credentials: HTTPAuthorizationCredentials | None = Security(bearer),
-    ) -> None:
+    def __init__(self, permission: str):
+        super().__init__(
+            auto_error=False,
+            scheme_name="HTTPBearer",
+            description="an API token (RUNG_TOKENS)",
+        )
+        self.permission = permission
+
+    async def __call__(self, request: Request) -> None:  # type: ignore[override]
         tokens: list[Token] = request.app.state.tokens
         if not tokens:
             return
+        credentials = await super().__call__(request)
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise Unauthorized("authorization: a bearer token is required")
         role = role_of(tokens, credentials.credentials)
         if role is None:
             raise Unauthorized("authorization: unknown token")
-        if permission not in ROLES[role]:
-            raise Forbidden(f"authorization: a {role} token cannot do this (needs {permission})")
-
-    return check
+        if self.permission not in ROLES[role]:
+            raise Forbidden(
+                f"authorization: a {role} token cannot do this (needs {self.permission})"
+            )
 
 
 def allowed(permission: str) -> list[params.Depends]:
     """Route dependencies that require `permission`."""
-    return [Depends(require(permission))]
+    return [Security(Require(permission))]

@@ -5,25 +5,24 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from rung import schemas as w
-from service.metrics import Metrics
 from service.usecases import asking, trials
 from service.usecases.context import Context
 
 from . import mapping
 from .auth import READ, WORK, allowed
-from .deps import ERRORS, context, cursor_key, metrics, reply, study_key, trial_key
+from .deps import ERRORS, context, cursor_key, reply, served, study_key, trial_key
 
 log = logging.getLogger("rung.trials")
 router = APIRouter(prefix="/v1/studies/{study_id}", tags=["trials"], responses=ERRORS)
 Ctx = Annotated[Context, Depends(context)]
-Meter = Annotated[Metrics, Depends(metrics)]
 
 
 @router.post("/ask", response_model=w.AskResponse, dependencies=allowed(WORK))
-def ask(study_id: str, body: w.AskRequest, ctx: Ctx, meter: Meter) -> Response:
+def ask(study_id: str, body: w.AskRequest, request: Request) -> Response:
+    ctx, meter = served(request)
     result = asking.ask(ctx, study_key(study_id), body.worker_id)
     meter.asks.labels(result.status).inc()
     meter.lease_expiries.inc(result.lease_expiries)
@@ -51,23 +50,24 @@ def ask(study_id: str, body: w.AskRequest, ctx: Ctx, meter: Meter) -> Response:
 
 
 @router.post("/trials/{trial_id}/report", response_model=w.Trial, dependencies=allowed(WORK))
-def report(study_id: str, trial_id: str, body: w.ReportRequest, ctx: Ctx, meter: Meter) -> Response:
+def report(study_id: str, trial_id: str, body: w.ReportRequest, request: Request) -> Response:
+    ctx, meter = served(request)
     row = trials.report(ctx, study_key(study_id), trial_key(study_id, trial_id), body)
     meter.reports.inc()
     return reply(mapping.trial(row))
 
 
 @router.post("/trials/{trial_id}/heartbeat", response_model=w.Trial, dependencies=allowed(WORK))
-def heartbeat(
-    study_id: str, trial_id: str, body: w.HeartbeatRequest, ctx: Ctx, meter: Meter
-) -> Response:
+def heartbeat(study_id: str, trial_id: str, body: w.HeartbeatRequest, request: Request) -> Response:
+    ctx, meter = served(request)
     row = trials.heartbeat(ctx, study_key(study_id), trial_key(study_id, trial_id), body.worker_id)
     meter.heartbeats.inc()
     return reply(mapping.trial(row))
 
 
 @router.post("/trials/{trial_id}/tell", response_model=w.Trial, dependencies=allowed(WORK))
-def tell(study_id: str, trial_id: str, body: w.TellRequest, ctx: Ctx, meter: Meter) -> Response:
+def tell(study_id: str, trial_id: str, body: w.TellRequest, request: Request) -> Response:
+    ctx, meter = served(request)
     row = trials.tell(ctx, study_key(study_id), trial_key(study_id, trial_id), body)
     meter.tells.labels(row.status).inc()
     log.info(
