@@ -40,6 +40,7 @@ def create_app(url: str) -> FastAPI:
         url,
         pool_size=40,
         max_overflow=40,
+        pool_use_lifo=True,  # as Rung's (service/db/session.py)
         connect_args={"check_same_thread": False} if url.startswith("sqlite") else {},
     )
     Base.metadata.create_all(engine)

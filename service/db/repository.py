@@ -28,6 +28,15 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from .models import BracketRow, CheckpointRow, StudyRow, TrialMetricRow, TrialRow
 
+# PostgreSQL runs a statement marked so from a plan made for the tables as they are now,
+# never from a prepared statement's cached generic plan (session.py): a generic plan is made
+# when a study is new and its tables are tiny, where any index looks as good as another,
+# and it is kept until autovacuum next analyzes the table. One such plan found a told trial
+# through the (study_id, values_hash) index, filtering all the study's trials by number:
+# tells slowed down as the study grew. Marked: the look-ups that such a plan could turn
+# into a scan of the whole study (a trial by number; the study's open brackets).
+PLAN_EACH_RUN = {"rung_plan_each_run": True}
+
 # -- studies ------------------------------------------------------------------------------
 
 
@@ -77,6 +86,7 @@ _ASK_ROWS = (
     .outerjoin(BracketRow, (BracketRow.study_id == StudyRow.id) & BracketRow.is_open)
     .where(StudyRow.id == bindparam("study_id"))
     .order_by(BracketRow.id)
+    .execution_options(**PLAN_EACH_RUN)
 )
 
 
@@ -95,6 +105,7 @@ _TRIAL_WITH_BRACKET = (
     .join(BracketRow, BracketRow.id == TrialRow.bracket_id)
     .where(TrialRow.study_id == bindparam("study_id"), TrialRow.number == bindparam("number"))
     .options(load_only(BracketRow.completed, BracketRow.active))
+    .execution_options(**PLAN_EACH_RUN)
 )
 
 
@@ -381,8 +392,10 @@ def get_trial(
     return session.scalars(stmt, {"study_id": study_id, "number": number}).one_or_none()
 
 
-_TRIAL = select(TrialRow).where(
-    TrialRow.study_id == bindparam("study_id"), TrialRow.number == bindparam("number")
+_TRIAL = (
+    select(TrialRow)
+    .where(TrialRow.study_id == bindparam("study_id"), TrialRow.number == bindparam("number"))
+    .execution_options(**PLAN_EACH_RUN)
 )
 _TRIAL_FOR_UPDATE = _TRIAL.with_for_update()
 
@@ -434,7 +447,7 @@ _RENEW_LEASE = (
         TrialRow.worker_id == bindparam("w"),
     )
     .values(lease_expires_at=bindparam("expires"))
-    .execution_options(synchronize_session=False)
+    .execution_options(synchronize_session=False, **PLAN_EACH_RUN)
 )
 
 

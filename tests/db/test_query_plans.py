@@ -6,7 +6,7 @@ index only when the query repeats its predicate word for word.)"""
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 from service.db import repository as repo
 
@@ -46,3 +46,28 @@ def test_hot_reads_use_their_indexes(database_url, stmt, params, indexes):
         engine.dispose()
     for choices in indexes:
         assert any(index in text for index in choices), text
+
+
+@pytest.mark.postgres
+def test_look_ups_that_could_scan_the_study_are_planned_each_run(postgres_database):
+    """A prepared statement's generic plan is made while a study is new and its tables tiny,
+    and kept until the table is next analyzed: one found a told trial through the
+    (study_id, values_hash) index and filtered all the study's trials by number. The
+    look-ups marked PLAN_EACH_RUN never run prepared; the others still do."""
+    from service.db.session import Database
+
+    db = Database(postgres_database, pool_size=1)
+    try:
+        with db.read() as session:
+            for number in range(20):  # psycopg prepares a statement from its 5th run
+                repo.get_trial(session, 1, number)
+                repo.trial_with_bracket(session, 1, number)
+                repo.ask_rows(session, 1, "w")
+                repo.renew_lease(session, 1, number, "w", datetime.now(UTC))
+                repo.get_study(session, 1)
+            prepared = session.scalars(text("SELECT statement FROM pg_prepared_statements")).all()
+    finally:
+        db.dispose()
+    assert any("FROM studies" in statement for statement in prepared), prepared
+    assert not any("trials.number =" in statement for statement in prepared), prepared
+    assert not any("brackets.is_open" in statement for statement in prepared), prepared
