@@ -2,10 +2,12 @@
 Rung (a real `rung serve`), the floor (FastAPI + SQLAlchemy inserting and updating one row,
 benchmarks/floor_app.py) and Optuna's RDB storage (RandomSampler + HyperbandPruner; ask ->
 3 suggests -> report -> tell, from W processes), on the same database server. Rung and the
-floor take turns, `--rounds` times each (the machine's speed drifts within a run); the table
+floor run side by side, are warmed up for `--warmup` seconds, then take turns of
+`--seconds`, `--rounds` times each (the machine's speed drifts within a run); the table
 gives the median of their rates and of the per-round ratios.
 
-    python -m benchmarks.throughput [--smoke] [--workers 1,8,32] [--seconds 10] [--rounds 5]
+    python -m benchmarks.throughput [--smoke] [--workers 1,8,32] [--seconds 4] [--rounds 12]
+                                    [--warmup 3]
 """
 
 from __future__ import annotations
@@ -178,37 +180,48 @@ class SideBySide:
         return statistics.median(self.ratios)
 
 
-def rung_and_floor(kind: str, workers: int, seconds: float, rounds: int) -> SideBySide:
-    rung_rates, floor_rates = [], []
-    rung_lat, floor_lat = Latencies(), Latencies()
-    for _ in range(rounds):
-        with database(kind) as url, rung_server(url) as server:
-            rate, lat = asyncio.run(measure_rung(server.url, workers, seconds))
-        rung_rates.append(rate)
-        rung_lat.extend(lat)
-        with (
-            database(kind) as url,
-            serve(
-                [sys.executable, "benchmarks/floor_app.py"], {"FLOOR_DATABASE_URL": url}
-            ) as floor_server,
-        ):
-            rate, lat = asyncio.run(measure_floor(floor_server.url, workers, seconds))
-        floor_rates.append(rate)
-        floor_lat.extend(lat)
+def rung_and_floor(
+    kind: str, workers: int, seconds: float, rounds: int, warmup: float
+) -> SideBySide:
+    """Both servers run side by side, each on its own database, and are warmed up for
+    `warmup` seconds (not measured: connections, prepared statements, caches); then they
+    take turns, `rounds` times, `seconds` each, who goes first alternating. Short turns put
+    both under the same machine: its speed drifts by tens of per cent within a minute."""
+    command = [sys.executable, "benchmarks/floor_app.py"]
+    with (
+        database(kind) as rung_url,
+        rung_server(rung_url) as rung,
+        database(kind) as floor_url,
+        serve(command, {"FLOOR_DATABASE_URL": floor_url}) as floor,
+    ):
+        sides = {
+            "rung": lambda t: asyncio.run(measure_rung(rung.url, workers, t)),
+            "floor": lambda t: asyncio.run(measure_floor(floor.url, workers, t)),
+        }
+        for measure in sides.values():
+            measure(warmup)
+        rates: dict[str, list[float]] = {"rung": [], "floor": []}
+        latencies = {"rung": Latencies(), "floor": Latencies()}
+        for i in range(rounds):
+            for name in ("rung", "floor") if i % 2 == 0 else ("floor", "rung"):
+                rate, lat = sides[name](seconds)
+                rates[name].append(rate)
+                latencies[name].extend(lat)
     return SideBySide(
-        rung=statistics.median(rung_rates),
-        floor=statistics.median(floor_rates),
-        ratios=[r / f for r, f in zip(rung_rates, floor_rates, strict=True)],
-        rung_lat=rung_lat,
-        floor_lat=floor_lat,
+        rung=statistics.median(rates["rung"]),
+        floor=statistics.median(rates["floor"]),
+        ratios=[r / f for r, f in zip(rates["rung"], rates["floor"], strict=True)],
+        rung_lat=latencies["rung"],
+        floor_lat=latencies["floor"],
     )
 
 
 def main() -> None:
     p = parser(__doc__ or "")
     p.add_argument("--workers", default="1,8,32")
-    p.add_argument("--seconds", type=float, default=10.0)
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--rounds", type=int, default=12)
+    p.add_argument("--warmup", type=float, default=3.0, help="seconds before each measurement")
     args = p.parse_args()
     seconds = 1.0 if args.smoke else args.seconds
     rounds = 1 if args.smoke else args.rounds
@@ -216,7 +229,8 @@ def main() -> None:
     rows = []
     for kind in args.databases.split(","):
         for w in workers:
-            pair = rung_and_floor(kind, w, seconds, rounds)
+            warmup = 0.5 if args.smoke else args.warmup
+            pair = rung_and_floor(kind, w, seconds, rounds, warmup)
             rung, rung_lat, floor_lat = pair.rung, pair.rung_lat, pair.floor_lat
             with database(kind) as url:
                 optuna, optuna_lat, optuna_errors = measure_optuna(
