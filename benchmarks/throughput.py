@@ -221,15 +221,17 @@ def main() -> None:
     p.add_argument("--workers", default="1,8,32")
     p.add_argument("--seconds", type=float, default=4.0)
     p.add_argument("--rounds", type=int, default=12)
-    p.add_argument("--warmup", type=float, default=3.0, help="seconds before each measurement")
+    p.add_argument(
+        "--warmup", type=float, default=3.0, help="seconds each server runs before its turns"
+    )
     args = p.parse_args()
     seconds = 1.0 if args.smoke else args.seconds
     rounds = 1 if args.smoke else args.rounds
+    warmup = 0.5 if args.smoke else args.warmup
     workers = [4] if args.smoke else [int(w) for w in args.workers.split(",")]
     rows = []
     for kind in args.databases.split(","):
         for w in workers:
-            warmup = 0.5 if args.smoke else args.warmup
             pair = rung_and_floor(kind, w, seconds, rounds, warmup)
             rung, rung_lat, floor_lat = pair.rung, pair.rung_lat, pair.floor_lat
             with database(kind) as url:

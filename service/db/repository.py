@@ -35,7 +35,8 @@ from .models import BracketRow, CheckpointRow, StudyRow, TrialMetricRow, TrialRo
 # through the (study_id, values_hash) index, filtering all the study's trials by number:
 # tells slowed down as the study grew. Marked: the look-ups that such a plan could turn
 # into a scan of the whole study (a trial by number; the study's open brackets).
-PLAN_EACH_RUN = {"rung_plan_each_run": True}
+PLAN_EACH_RUN_OPTION = "rung_plan_each_run"
+PLAN_EACH_RUN = {PLAN_EACH_RUN_OPTION: True}
 
 # -- studies ------------------------------------------------------------------------------
 

@@ -89,7 +89,7 @@ def _plan_each_run(cursor: Any, statement: str, parameters: Any, context: Any) -
     """Run a statement marked `repository.PLAN_EACH_RUN` unprepared (psycopg prepares a
     statement from its 5th run on a connection, and PostgreSQL then may keep one generic
     plan for it); every other statement as SQLAlchemy would."""
-    if not context.execution_options.get("rung_plan_each_run"):
+    if not context.execution_options.get(repository.PLAN_EACH_RUN_OPTION):
         return None
     cursor.execute(statement, parameters, prepare=False)
     return True
