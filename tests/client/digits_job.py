@@ -23,6 +23,9 @@ STUDY = {
 }
 
 
+QUIT_AT_PROMOTED = 3  # the exit code of a worker told to quit at its first promoted trial
+
+
 def weights_digest(arrays) -> str:
     digest = hashlib.sha256()
     for array in arrays:
@@ -32,7 +35,9 @@ def weights_digest(arrays) -> str:
 
 class Recorder(keras.callbacks.Callback):
     """Appends one JSON line per trial: the weights and optimizer step it started from, the
-    epochs it ran. Sleeps RUNG_TEST_EPOCH_SLEEP seconds per epoch (to be killed mid-trial)."""
+    epochs it ran. Sleeps RUNG_TEST_EPOCH_SLEEP seconds per epoch (to be killed mid-trial).
+    With RUNG_TEST_QUIT_AT_PROMOTED set, the process exits when handed a promoted trial;
+    with RUNG_TEST_START_TOGETHER=N, its first trial waits for N processes to start one."""
 
     def on_train_begin(self, logs=None):
         trial = current_trial()
@@ -47,6 +52,22 @@ class Recorder(keras.callbacks.Callback):
             "ran": [],
         }
         self._write({"started": trial.id, "pid": os.getpid()})
+        self._wait_for_the_others()
+        if trial.parent_trial_id is not None and os.environ.get("RUNG_TEST_QUIT_AT_PROMOTED"):
+            os._exit(QUIT_AT_PROMOTED)  # dies holding the lease: another worker takes it over
+
+    def _wait_for_the_others(self):
+        """With RUNG_TEST_START_TOGETHER=N, each process's first trial waits until N processes
+        have started one, so that every worker trains something however slowly it started."""
+        wanted = int(os.environ.get("RUNG_TEST_START_TOGETHER", "0"))
+        deadline = time.monotonic() + 120
+        while len(self._started_by()) < wanted and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    @staticmethod
+    def _started_by():
+        with open(os.environ["RUNG_TEST_RECORD"]) as f:
+            return {json.loads(line)["pid"] for line in f if '"started"' in line}
 
     def on_epoch_begin(self, epoch, logs=None):
         self.record["ran"].append(epoch)

@@ -75,7 +75,10 @@ def test_two_workers_run_an_iteration_and_promoted_trials_resume(tmp_path, sqlit
     database = tmp_path / "rung.db"
     shutil.copy(sqlite_template, database)
     with running_server(f"sqlite:///{database}", tmp_path) as server:
-        workers = [start_worker(server, tmp_path, f"worker-{i}") for i in range(2)]
+        workers = [
+            start_worker(server, tmp_path, f"worker-{i}", RUNG_TEST_START_TOGETHER="2")
+            for i in range(2)
+        ]
         logs = finished(workers)
         http = httpx.Client(base_url=server.url)
         study = http.get("/v1/studies").json()["items"][0]
@@ -165,20 +168,30 @@ def test_a_missing_parent_checkpoint_means_training_from_scratch(client, tmp_pat
 
 def test_workers_that_share_no_directory_resume_through_the_service(tmp_path, sqlite_template):
     """Checkpoints travel through the server: a promoted trial starts from the weights and
-    optimizer step its parent ended with, also when another worker trained the parent."""
+    optimizer step its parent ended with, also when another worker trained the parent.
+
+    worker-0 runs alone and quits when it is handed its first promoted trial, whose parents
+    it trained; worker-1 then takes that trial over and finishes the study, so at least one
+    promoted trial continues a parent trained by the other worker, whatever the timing."""
     import shutil
+
+    from tests.client.digits_job import QUIT_AT_PROMOTED
 
     database = tmp_path / "rung.db"
     shutil.copy(sqlite_template, database)
     env = {"RUNG_DATA_DIR": str(tmp_path / "server-data"), "RUNG_CHECKPOINT_GC_SECONDS": "0.5"}
+    study_env = {"RUNG_TEST_STUDY": "no-shared-dir", "RUNG_TEST_LEASE": "2"}
     with running_server(f"sqlite:///{database}", tmp_path, env=env) as server:
-        workers = [
-            start_worker(
-                server, tmp_path, f"worker-{i}", shared_dir=False, RUNG_TEST_STUDY="no-shared-dir"
-            )
-            for i in range(2)
-        ]
-        finished(workers)
+        first = start_worker(
+            server,
+            tmp_path,
+            "worker-0",
+            shared_dir=False,
+            RUNG_TEST_QUIT_AT_PROMOTED="1",
+            **study_env,
+        )
+        assert first.wait(timeout=240) == QUIT_AT_PROMOTED, first.log_path.read_text()[-3000:]
+        finished([start_worker(server, tmp_path, "worker-1", shared_dir=False, **study_env)])
         http = httpx.Client(base_url=server.url)
         study = http.get("/v1/studies").json()["items"][0]
         trials = all_trials(http, study["id"])
@@ -198,6 +211,7 @@ def test_workers_that_share_no_directory_resume_through_the_service(tmp_path, sq
         assert record["ran"] == list(range(record["initial_epoch"], record["epochs"]))
         crossed += owner[record["trial"]] != owner[record["parent"]]
     assert crossed > 0, "no trial continued another worker's parent: nothing was shown"
+    assert any(t["lost_leases"] == 1 and t["worker_id"] == "worker-1" for t in trials)
     # only the best trial's checkpoint is kept at the end (keep_best_checkpoints=1)
     assert kept.status_code == 200
     assert len(list((tmp_path / "server-data" / "checkpoints").rglob("*.ckpt"))) == 1
