@@ -168,3 +168,45 @@ def test_tells_and_asks_sharing_transactions_decide_as_one_by_one(db):
     one_by_one, shared_runs = runs
     assert len(one_by_one[0]) > 10 and any(t[3] > 0 for t in one_by_one[0])  # promotions
     assert shared_runs == one_by_one
+
+
+@pytest.mark.postgres
+def test_a_result_is_described_by_its_own_columns(postgres_database):
+    """The engine's cursor builds a result's `description` once per connection and shape
+    (session._DescribedCursor): results of other shapes, run in between, are described by
+    their own columns, and one that returns no rows by None, as psycopg does."""
+    import psycopg
+
+    from service.db.session import make_engine
+
+    engine = make_engine(postgres_database, pool_size=1)
+    shapes = [
+        "SELECT 1 AS a",
+        "SELECT 'x'::text AS b, 2.5::float8 AS c",
+        "SELECT 1 AS a, 2 AS b",
+        "SELECT 1::bigint AS a",
+        "SELECT 'y'::varchar(7) AS b, 3.5::float8 AS c",
+    ]
+    try:
+        with (
+            engine.connect() as conn,
+            psycopg.connect(postgres_database.replace("postgresql+psycopg", "postgresql")) as plain,
+        ):
+            cursor = conn.connection.driver_connection.cursor()
+            reference = plain.cursor()
+            assert type(cursor).__name__ == "_DescribedCursor"
+            for sql in shapes * 2:
+                cursor.execute(sql)
+                reference.execute(sql)
+                got = [(c.name, c.type_code, c.internal_size) for c in cursor.description]
+                want = [(c.name, c.type_code, c.internal_size) for c in reference.description]
+                assert got == want, sql
+                assert cursor.fetchall() == reference.fetchall()
+            cursor.execute("SELECT 1 AS a")
+            first = cursor.description
+            cursor.execute("SELECT 2 AS a")
+            assert cursor.description is first  # built once for this shape
+            cursor.execute("SET application_name = 'rung-test'")
+            assert cursor.description is None
+    finally:
+        engine.dispose()
