@@ -19,7 +19,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import (
     Session,
     aliased,
-    load_only,
     make_transient_to_detached,
     object_session,
     undefer_group,
@@ -38,6 +37,51 @@ from .models import BracketRow, CheckpointRow, StudyRow, TrialMetricRow, TrialRo
 PLAN_EACH_RUN_OPTION = "rung_plan_each_run"
 PLAN_EACH_RUN = {PLAN_EACH_RUN_OPTION: True}
 
+
+# -- rows read past the ORM ---------------------------------------------------------------
+# The hot path reads columns with Core and makes the objects itself: the ORM's loading of
+# entities cost more than the rest of a read.
+
+
+def _columns(model: Any, keys: Sequence[str] | None = None) -> tuple[tuple[str, ...], list[Any]]:
+    """The attribute names and columns of `model` (`keys`, or all that are not deferred)."""
+    attrs = [
+        attr
+        for attr in sa_inspect(model).column_attrs
+        if (attr.key in keys if keys is not None else not attr.deferred)
+    ]
+    return tuple(attr.key for attr in attrs), [attr.columns[0] for attr in attrs]
+
+
+def _execute(session: Session, stmt: Any, params: dict[str, Any]) -> Any:
+    """Run a Core statement in the session's transaction, after the changes it must see
+    (the ORM's statements see them through the session's do_orm_execute event)."""
+    write_changes(session)
+    return session.connection().execute(stmt, params)
+
+
+def _adopt(session: Session, model: Any, keys: Sequence[str], values: Sequence[Any]) -> Any:
+    """The object of the row whose attributes `keys` hold `values`, as the ORM would load
+    it: the one the session holds for that row if any (what it has loaded is kept, what it
+    has not is filled in from `values`), else a new one, persistent in the session;
+    attributes left out are loaded when first read. None if the row is absent (its id is
+    NULL, e.g. in an outer join)."""
+    mapper = sa_inspect(model)
+    state = dict(zip(keys, values, strict=True))
+    if state["id"] is None:
+        return None
+    held = session.identity_map.get(mapper.identity_key_from_primary_key((state["id"],)))
+    if held is not None:
+        for key in sa_inspect(held).unloaded & state.keys():
+            set_committed_value(held, key, state[key])
+        return held
+    row = mapper.class_manager.new_instance()  # no constructor: no attribute events per column
+    row.__dict__.update(state)
+    make_transient_to_detached(row)  # persistent with these values, nothing to flush
+    session.add(row)
+    return row
+
+
 # -- studies ------------------------------------------------------------------------------
 
 
@@ -47,12 +91,15 @@ def lock_study(session: Session, study_id: int) -> StudyRow | None:
     transaction: work that shares it (group commit) gets the same row again."""
     locked: dict[int, StudyRow | None] = session.info.setdefault("locked_studies", {})
     if study_id not in locked:
-        locked[study_id] = session.scalars(_LOCK_STUDY, {"study_id": study_id}).one_or_none()
+        row = _execute(session, _LOCK_STUDY, {"study_id": study_id}).one_or_none()
+        locked[study_id] = None if row is None else _adopt(session, StudyRow, _STUDY_KEYS, row)
     return locked[study_id]
 
 
-# The hot path's statements are built once; each call only binds its parameters.
-_LOCK_STUDY = select(StudyRow).where(StudyRow.id == bindparam("study_id")).with_for_update()
+# The hot path's statements are built once; each call only binds its parameters. They read
+# columns, not ORM entities, and `_adopt` makes the rows' objects.
+_STUDY_KEYS, _STUDY_COLUMNS = _columns(StudyRow)
+_LOCK_STUDY = select(*_STUDY_COLUMNS).where(StudyRow.id == bindparam("study_id")).with_for_update()
 
 
 # Read what a decision needs in statements *after* the one that locks the study. In READ
@@ -65,12 +112,14 @@ def ask_rows(
     session: Session, study_id: int, worker_id: str
 ) -> tuple[TrialRow | None, list[BracketRow]]:
     """The trial `worker_id` is running in the study, and its open brackets (oldest first)."""
-    rows = session.execute(_ASK_ROWS, {"study_id": study_id, "worker_id": worker_id}).all()
-    held_id = rows[0].held if rows else None
+    rows = _execute(session, _ASK_ROWS, {"study_id": study_id, "worker_id": worker_id}).all()
+    held_id = rows[0][0] if rows else None
     trial = session.get(TrialRow, held_id) if held_id is not None else None
-    return trial, [row[1] for row in rows if row[1] is not None]
+    brackets = [_adopt(session, BracketRow, _BRACKET_KEYS, row[1:]) for row in rows]
+    return trial, [b for b in brackets if b is not None]
 
 
+_BRACKET_KEYS, _BRACKET_COLUMNS = _columns(BracketRow)
 _ASK_ROWS = (
     select(
         select(TrialRow.id)
@@ -81,7 +130,7 @@ _ASK_ROWS = (
         )
         .scalar_subquery()
         .label("held"),
-        BracketRow,
+        *_BRACKET_COLUMNS,
     )
     .select_from(StudyRow)
     .outerjoin(BracketRow, (BracketRow.study_id == StudyRow.id) & BracketRow.is_open)
@@ -94,18 +143,25 @@ _ASK_ROWS = (
 def trial_with_bracket(
     session: Session, study_id: int, number: int
 ) -> tuple[TrialRow, BracketRow] | None:
-    row = session.execute(_TRIAL_WITH_BRACKET, {"study_id": study_id, "number": number})
-    found = row.one_or_none()
-    return None if found is None else (found[0], found[1])
+    params = {"study_id": study_id, "number": number}
+    found = _execute(session, _TRIAL_WITH_BRACKET, params).one_or_none()
+    if found is None:
+        return None
+    n = len(_TRIAL_KEYS)
+    return (
+        _adopt(session, TrialRow, _TRIAL_KEYS, found[:n]),
+        _adopt(session, BracketRow, _COUNTER_KEYS, found[n:]),
+    )
 
 
 # Of the bracket, only the counters a result moves: each column read costs on every tell.
-# (A later query that returns the bracket fills in the rest; so does reading it in a session.)
+# (The rest is loaded if it is read.)
+_TRIAL_KEYS, _TRIAL_COLUMNS_READ = _columns(TrialRow)
+_COUNTER_KEYS, _COUNTER_COLUMNS = _columns(BracketRow, ("id", "completed", "active"))
 _TRIAL_WITH_BRACKET = (
-    select(TrialRow, BracketRow)
-    .join(BracketRow, BracketRow.id == TrialRow.bracket_id)
+    select(*_TRIAL_COLUMNS_READ, *_COUNTER_COLUMNS)
+    .join_from(TrialRow, BracketRow, BracketRow.id == TrialRow.bracket_id)
     .where(TrialRow.study_id == bindparam("study_id"), TrialRow.number == bindparam("number"))
-    .options(load_only(BracketRow.completed, BracketRow.active))
     .execution_options(**PLAN_EACH_RUN)
 )
 
@@ -252,7 +308,6 @@ def insert_trial(
     changes (row, values) to other loaded rows that hold if, and only if, the trial is
     inserted; on PostgreSQL they are written by the same statement. Only the new id comes
     back: the trial's row is built here from `fields`, as if loaded."""
-    write_changes(session)  # the insert goes past the ORM: write what it must see first
     fields = _with_defaults(fields)
     dialect = session.get_bind().dialect.name
     together = dialect == "postgresql" and bool(on_insert)
@@ -264,7 +319,7 @@ def insert_trial(
             params.update({f"v{i}_{key}": value for key, value in values.items()})
         signature = tuple((row.__tablename__, tuple(values)) for row, values in on_insert)
     stmt = _insert_trial(dialect, tuple(fields), signature)
-    trial_id = session.connection().execute(stmt, params).scalar()
+    trial_id = _execute(session, stmt, params).scalar()
     if trial_id is None:
         return None
     for row, values in on_insert:
@@ -273,11 +328,8 @@ def insert_trial(
                 set_committed_value(row, key, value)
         else:
             change(row, **values)
-    trial = _TRIAL_CLASS.new_instance()  # no constructor: no attribute events per column
-    trial.__dict__.update(dict.fromkeys(_TRIAL_COLUMNS) | fields, id=trial_id)
-    make_transient_to_detached(trial)  # persistent with these values, nothing to flush
-    session.add(trial)
-    return trial
+    state = {**dict.fromkeys(_TRIAL_COLUMNS), **fields, "id": trial_id}
+    return _adopt(session, TrialRow, tuple(state), tuple(state.values()))
 
 
 @functools.cache
@@ -309,7 +361,6 @@ def _insert_trial(
 _TRIAL_COLUMNS = {attr.key: attr.columns[0].name for attr in sa_inspect(TrialRow).column_attrs}
 del _TRIAL_COLUMNS["id"]
 _TRIALS = TrialRow.__table__
-_TRIAL_CLASS = sa_inspect(TrialRow).class_manager
 
 
 def _with_defaults(fields: dict[str, Any]) -> dict[str, Any]:
@@ -344,11 +395,13 @@ _HAS_RUNNING = (
 def best_promotable(session: Session, bracket_id: int, round: int) -> TrialRow | None:
     """The best completed trial of a round not yet promoted; ties go to the earliest. Only
     what a promotion copies is read (the rest is filled in if read later in the session)."""
-    return session.scalars(_BEST_PROMOTABLE, {"bracket_id": bracket_id, "round": round}).first()
+    row = _execute(session, _BEST_PROMOTABLE, {"bracket_id": bracket_id, "round": round}).first()
+    return None if row is None else _adopt(session, TrialRow, _PROMOTED_KEYS, row)
 
 
+_PROMOTED_KEYS, _PROMOTED_COLUMNS = _columns(TrialRow, ("id", "number", "values"))
 _BEST_PROMOTABLE = (
-    select(TrialRow)
+    select(*_PROMOTED_COLUMNS)
     .where(
         TrialRow.bracket_id == bindparam("bracket_id"),
         TrialRow.round == bindparam("round"),
@@ -357,7 +410,6 @@ _BEST_PROMOTABLE = (
     )
     .order_by(TrialRow.score_key, TrialRow.number)
     .limit(1)
-    .options(load_only(TrialRow.number, TrialRow.values))
 )
 
 

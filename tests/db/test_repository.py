@@ -2,7 +2,7 @@
 (which move only when the trial is inserted), and rows changed through `change`."""
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, inspect, select
 
 from service.db import repository as repo
 from service.db.models import BracketRow, StudyRow, TrialRow
@@ -67,3 +67,44 @@ def test_counters_move_only_with_an_inserted_trial(db):
         assert s.scalars(select(TrialRow.number).order_by(TrialRow.number)).all() == [0, 1]
         stored = s.scalars(select(TrialRow).where(TrialRow.number == 0)).one()
         assert (stored.id, stored.worker_id, stored.values) == (first.id, "w0", {"x": 0})
+
+
+def test_rows_read_past_the_orm_are_one_object_per_row_as_the_orm_loads_them(db):
+    """A tell reads only a bracket's counters; an ask later in the same transaction reads
+    the whole bracket: it gets the same object, whose changed counters are kept and whose
+    other columns are filled in from that read (no statement of their own). An object
+    read this way loads what it was not given when it is first read."""
+    study_id, bracket_id = seed_rows(db)
+    with db.write() as s:
+        study = repo.lock_study(s, study_id)
+        trial = repo.insert_trial(
+            s,
+            fields(study_id, bracket_id, 0, "h"),
+            on_insert=[(study, {"trial_count": 1})],
+        )
+        assert trial is not None
+    with db.write() as s:
+        repo.lock_study(s, study_id)
+        found = repo.trial_with_bracket(s, study_id, 0)
+        assert found is not None
+        told, counters = found
+        assert told.id == trial.id and told.values == {"x": 0}
+        assert {"sizes", "iteration"} <= inspect(counters).unloaded
+        repo.change(counters, active=counters.active + 5)
+        statements = []
+        event.listen(s.get_bind(), "before_cursor_execute", lambda *a: statements.append(a[2]))
+        _held, brackets = repo.ask_rows(s, study_id, "w-none")
+        assert brackets == [counters]  # the same object
+        assert counters.active == 5  # kept, and written before the read
+        assert not inspect(counters).unloaded  # filled in by the read
+        assert len(statements) == 2  # the change, the read
+        parent = repo.best_promotable(s, bracket_id, 0)
+        assert parent is None  # nothing completed
+        assert inspect(told).session is s and s.get(TrialRow, trial.id) is told
+    with db.write() as s:
+        study = repo.lock_study(s, study_id)
+        assert study is not None and "settings" in inspect(study).unloaded
+        assert study.settings == {}  # loaded when read
+        assert repo.lock_study(s, study_id) is study  # locked once per transaction
+    with db.read() as s:
+        assert s.scalars(select(BracketRow.active)).one() == 5
