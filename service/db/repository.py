@@ -156,10 +156,10 @@ def trial_with_bracket(
 
 # Of the bracket, only the counters a result moves: each column read costs on every tell.
 # (The rest is loaded if it is read.)
-_TRIAL_KEYS, _TRIAL_COLUMNS_READ = _columns(TrialRow)
+_TRIAL_KEYS, _TRIAL_COLUMNS = _columns(TrialRow)
 _COUNTER_KEYS, _COUNTER_COLUMNS = _columns(BracketRow, ("id", "completed", "active"))
 _TRIAL_WITH_BRACKET = (
-    select(*_TRIAL_COLUMNS_READ, *_COUNTER_COLUMNS)
+    select(*_TRIAL_COLUMNS, *_COUNTER_COLUMNS)
     .join_from(TrialRow, BracketRow, BracketRow.id == TrialRow.bracket_id)
     .where(TrialRow.study_id == bindparam("study_id"), TrialRow.number == bindparam("number"))
     .execution_options(**PLAN_EACH_RUN)
@@ -244,7 +244,7 @@ def _update_rows(signature: tuple[tuple[str, tuple[str, ...]], ...]) -> Any:
 def _row_update(i: int, tablename: str, keys: tuple[str, ...]) -> Any:
     model = _MODELS[tablename]
     table = model.__table__
-    columns = {key: sa_inspect(model).attrs[key].columns[0] for key in keys}
+    columns = dict(zip(*_columns(model, keys), strict=True))
     values: dict[str, Any] = {
         c.name: bindparam(f"v{i}_{key}", type_=c.type) for key, c in columns.items()
     }
@@ -328,8 +328,8 @@ def insert_trial(
                 set_committed_value(row, key, value)
         else:
             change(row, **values)
-    state = {**dict.fromkeys(_TRIAL_COLUMNS), **fields, "id": trial_id}
-    return _adopt(session, TrialRow, tuple(state), tuple(state.values()))
+    state = {**fields, "id": trial_id}
+    return _adopt(session, TrialRow, _TRIAL_KEYS, [state.get(key) for key in _TRIAL_KEYS])
 
 
 @functools.cache
@@ -340,7 +340,7 @@ def _insert_trial(
     RETURNING id; with a `signature` (PostgreSQL), the UPDATEs of `_update_rows` as CTEs
     that change their row only when the insert did. Built once."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    columns = {key: _TRIALS.c[_TRIAL_COLUMNS[key]] for key in keys}
+    columns = dict(zip(*_columns(TrialRow, keys), strict=True))
     values = {c.name: bindparam(f"t_{key}", type_=c.type) for key, c in columns.items()}
     stmt = (
         insert(_TRIALS)  # type: ignore[arg-type]
@@ -358,8 +358,6 @@ def _insert_trial(
     return select(inserted.c.id).add_cte(*(u.cte(f"write{i}") for i, u in enumerate(updates)))
 
 
-_TRIAL_COLUMNS = {attr.key: attr.columns[0].name for attr in sa_inspect(TrialRow).column_attrs}
-del _TRIAL_COLUMNS["id"]
 _TRIALS = TrialRow.__table__
 
 
