@@ -18,7 +18,7 @@ COPY pyproject.toml README.md ./
 COPY client ./client
 COPY service ./service
 COPY migrations ./migrations
-RUN pip install . && mkdir -p /data /checkpoints && chown rung /data /checkpoints
+RUN pip install ./client . && mkdir -p /data /checkpoints && chown rung /data /checkpoints
 USER rung
 ENV RUNG_HOST=0.0.0.0 RUNG_PORT=8000 RUNG_DATA_DIR=/data
 EXPOSE 8000

@@ -26,14 +26,22 @@ import queue
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast, runtime_checkable
 
 import httpx
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from . import errors
 from .schemas import AskResponse, CheckpointInfo, Page, Study, Trial
@@ -60,15 +68,16 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
-class Call:
-    """One API call: what to send and how to read the answer (None: no body). `upload` is a
-    file sent as the body; `download` a file the body is written to (checkpoints)."""
+class Call(Generic[T]):
+    """One API call: what to send and the type its answer is read as (None: no body).
+    `upload` is a file sent as the body; `download` a file the body is written to
+    (checkpoints; the answer is then the file's CheckpointInfo)."""
 
     method: str
     path: str
+    result: type[T] | None = None
     json: Any = None
     params: dict[str, Any] | None = None
-    result: Any = None
     headers: dict[str, str] | None = None
     upload: Path | None = None
     download: Path | None = None
@@ -98,10 +107,6 @@ async def _afile_chunks(path: Path) -> AsyncIterator[bytes]:
             yield chunk
 
 
-class ChecksumMismatch(Exception):
-    """A downloaded checkpoint does not have the SHA-256 the server announced (retried)."""
-
-
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("retry-after")
     if value is None:
@@ -113,13 +118,37 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
-def _space_dicts(hyperparameters: Any) -> list[dict[str, Any]]:
+@runtime_checkable
+class _HasDicts(Protocol):
+    """A rung HyperParameters object or SearchSpace."""
+
+    def to_dicts(self) -> list[dict[str, Any]]: ...
+
+
+@runtime_checkable
+class _HasConfig(Protocol):
+    """A keras_tuner.HyperParameters object."""
+
+    space: Any
+
+    def get_config(self) -> dict[str, Any]: ...
+
+
+# What a call accepts as a search space.
+SpaceInput = _HasDicts | _HasConfig | Iterable[HyperParameter | Mapping[str, Any]] | None
+# An objective: a metric name, {"name", "direction"}, or a list of these.
+ObjectiveInput = str | dict[str, str] | Sequence[str | dict[str, str]]
+# Other study settings (max_epochs, factor, …): JSON values, checked by the server.
+Setting = object
+
+
+def _space_dicts(hyperparameters: SpaceInput) -> list[dict[str, Any]]:
     """Accept a rung or keras_tuner HyperParameters object, a SearchSpace, or dicts."""
     if hyperparameters is None:
         return []
-    if hasattr(hyperparameters, "to_dicts"):
+    if isinstance(hyperparameters, _HasDicts):
         return list(hyperparameters.to_dicts())
-    if hasattr(hyperparameters, "get_config") and hasattr(hyperparameters, "space"):
+    if isinstance(hyperparameters, _HasConfig):
         from .hyperparameters import HyperParameters  # a keras_tuner.HyperParameters
 
         return HyperParameters.from_keras_tuner(hyperparameters).to_dicts()
@@ -153,26 +182,34 @@ class BaseClient:
 
     # -- the calls ------------------------------------------------------------------------
     def _create_study(
-        self, name: str, hyperparameters: Any, objective: Any, **settings: Any
-    ) -> Call:
+        self, name: str, hyperparameters: SpaceInput, objective: ObjectiveInput, **settings: Setting
+    ) -> Call[Study]:
         body = {
             "name": name,
             "hyperparameters": _space_dicts(hyperparameters),
             "objective": objective,
             **settings,
         }
-        return Call("POST", "/v1/studies", json=body, result=Study)
+        return Call("POST", "/v1/studies", Study, json=body)
 
-    def _get_study(self, study_id: str) -> Call:
-        return Call("GET", f"/v1/studies/{study_id}", result=Study)
+    def _get_study(self, study_id: str) -> Call[Study]:
+        return Call("GET", f"/v1/studies/{study_id}", Study)
 
-    def _list_studies(self, limit: int, cursor: str | None, *, name: str | None = None) -> Call:
+    def _stop_study(self, study_id: str) -> Call[Study]:
+        return Call("POST", f"/v1/studies/{study_id}/stop", Study)
+
+    def _resume_study(self, study_id: str) -> Call[Study]:
+        return Call("POST", f"/v1/studies/{study_id}/resume", Study)
+
+    def _list_studies(
+        self, limit: int, cursor: str | None, *, name: str | None = None
+    ) -> Call[Page[Study]]:
         params: dict[str, Any] = {"limit": limit}
         if cursor:
             params["cursor"] = cursor
         if name is not None:
             params["name"] = name
-        return Call("GET", "/v1/studies", params=params, result=Page[Study])
+        return Call("GET", "/v1/studies", Page[Study], params=params)
 
     @staticmethod
     def _existing(name: str, page: Page[Study]) -> Study:
@@ -185,12 +222,12 @@ class BaseClient:
             )
         return page.items[0]
 
-    def _delete_study(self, study_id: str) -> Call:
+    def _delete_study(self, study_id: str) -> Call[None]:
         return Call("DELETE", f"/v1/studies/{study_id}")
 
-    def _ask(self, study_id: str, worker_id: str) -> Call:
+    def _ask(self, study_id: str, worker_id: str) -> Call[AskResponse]:
         return Call(
-            "POST", f"/v1/studies/{study_id}/ask", json={"worker_id": worker_id}, result=AskResponse
+            "POST", f"/v1/studies/{study_id}/ask", AskResponse, json={"worker_id": worker_id}
         )
 
     def _report(
@@ -200,18 +237,16 @@ class BaseClient:
         epoch: int,
         metrics: dict[str, float],
         worker_id: str | None,
-    ) -> Call:
+    ) -> Call[Trial]:
         body = {"epoch": epoch, "metrics": metrics, "worker_id": worker_id}
-        return Call(
-            "POST", f"/v1/studies/{study_id}/trials/{trial_id}/report", json=body, result=Trial
-        )
+        return Call("POST", f"/v1/studies/{study_id}/trials/{trial_id}/report", Trial, json=body)
 
-    def _heartbeat(self, study_id: str, trial_id: str, worker_id: str) -> Call:
+    def _heartbeat(self, study_id: str, trial_id: str, worker_id: str) -> Call[Trial]:
         return Call(
             "POST",
             f"/v1/studies/{study_id}/trials/{trial_id}/heartbeat",
+            Trial,
             json={"worker_id": worker_id},
-            result=Trial,
         )
 
     def _tell(
@@ -222,8 +257,8 @@ class BaseClient:
         metrics: dict[str, float] | None = None,
         error: str | None = None,
         worker_id: str | None = None,
-        new_hyperparameters: Sequence[Any] | None = None,
-    ) -> Call:
+        new_hyperparameters: SpaceInput = None,
+    ) -> Call[Trial]:
         body: dict[str, Any] = {"status": "failed" if error is not None else "completed"}
         if error is not None:
             body["error"] = error
@@ -233,22 +268,24 @@ class BaseClient:
             body["worker_id"] = worker_id
         if new_hyperparameters:
             body["hyperparameters"] = _space_dicts(new_hyperparameters)
-        return Call(
-            "POST", f"/v1/studies/{study_id}/trials/{trial_id}/tell", json=body, result=Trial
-        )
+        return Call("POST", f"/v1/studies/{study_id}/trials/{trial_id}/tell", Trial, json=body)
 
-    def _trial(self, study_id: str, trial_id: str) -> Call:
-        return Call("GET", f"/v1/studies/{study_id}/trials/{trial_id}", result=Trial)
+    def _trial(self, study_id: str, trial_id: str) -> Call[Trial]:
+        return Call("GET", f"/v1/studies/{study_id}/trials/{trial_id}", Trial)
 
-    def _trials(self, study_id: str, status: str | None, limit: int, cursor: str | None) -> Call:
+    def _trials(
+        self, study_id: str, status: str | None, limit: int, cursor: str | None
+    ) -> Call[Page[Trial]]:
         params: dict[str, Any] = {"limit": limit}
         if status:
             params["status"] = status
         if cursor:
             params["cursor"] = cursor
-        return Call("GET", f"/v1/studies/{study_id}/trials", params=params, result=Page[Trial])
+        return Call("GET", f"/v1/studies/{study_id}/trials", Page[Trial], params=params)
 
-    def _upload_checkpoint(self, study_id: str, trial_id: str, path: Path, worker_id: str) -> Call:
+    def _upload_checkpoint(
+        self, study_id: str, trial_id: str, path: Path, worker_id: str
+    ) -> Call[CheckpointInfo]:
         headers = {
             "x-rung-worker": worker_id,
             CHECKSUM_HEADER: file_sha256(path),
@@ -257,14 +294,19 @@ class BaseClient:
         return Call(
             "PUT",
             f"/v1/studies/{study_id}/trials/{trial_id}/checkpoint",
+            CheckpointInfo,
             headers=headers,
             upload=Path(path),
-            result=CheckpointInfo,
         )
 
-    def _download_checkpoint(self, study_id: str, trial_id: str, path: Path) -> Call:
+    def _download_checkpoint(
+        self, study_id: str, trial_id: str, path: Path
+    ) -> Call[CheckpointInfo]:
         return Call(
-            "GET", f"/v1/studies/{study_id}/trials/{trial_id}/checkpoint", download=Path(path)
+            "GET",
+            f"/v1/studies/{study_id}/trials/{trial_id}/checkpoint",
+            CheckpointInfo,
+            download=Path(path),
         )
 
     @staticmethod
@@ -278,18 +320,20 @@ class BaseClient:
         expected = response.headers.get(CHECKSUM_HEADER)
         if expected is not None and expected != digest:
             partial.unlink(missing_ok=True)
-            raise ChecksumMismatch(f"got SHA-256 {digest}, the server announced {expected}")
+            raise errors.ChecksumError(f"got SHA-256 {digest}, the server announced {expected}")
         os.replace(partial, path)
         return CheckpointInfo(trial_id=response.url.path.split("/")[-2], size=size, sha256=digest)
 
-    def _best(self, study_id: str, k: int) -> Call:
-        return Call("GET", f"/v1/studies/{study_id}/best", params={"k": k}, result=Page[Trial])
+    def _best(self, study_id: str, k: int) -> Call[Page[Trial]]:
+        return Call("GET", f"/v1/studies/{study_id}/best", Page[Trial], params={"k": k})
 
     # -- answers and retries ------------------------------------------------------------------
     def _delay_after_error(self, attempt: int, exc: Exception) -> float:
         """How long to wait after a failure to reach the server (or a corrupted download);
         TransportError once the attempts are used up."""
         delay = self.retry.delay(attempt, None, self.rng)
+        if delay is None and isinstance(exc, errors.ChecksumError):
+            raise exc
         if delay is None:
             raise errors.TransportError(f"cannot reach {self.base_url}: {exc}") from exc
         log.info("cannot reach %s (%s); retrying in %.2fs", self.base_url, exc, delay)
@@ -310,7 +354,7 @@ class BaseClient:
         return delay
 
     @staticmethod
-    def _result(call: Call, response: httpx.Response) -> Any:
+    def _result(call: Call[T], response: httpx.Response) -> T:
         if response.status_code >= 400:
             try:
                 body = response.json()
@@ -318,8 +362,16 @@ class BaseClient:
                 body = None
             raise errors.from_response(response.status_code, body)
         if call.result is None:
-            return None
-        return TypeAdapter(call.result).validate_json(response.content)
+            return cast(T, None)  # Call[None]: no body to read
+        try:
+            return TypeAdapter(call.result).validate_json(response.content)
+        except ValidationError as exc:
+            raise errors.ProtocolError(
+                f"{call.method} {call.path} answered {response.status_code} with a body that is "
+                f"not a {getattr(call.result, '__name__', call.result)}: "
+                f"{response.content[:200]!r}",
+                status=response.status_code,
+            ) from exc
 
 
 class Client(BaseClient):
@@ -347,7 +399,7 @@ class Client(BaseClient):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _send(self, call: Call) -> Any:
+    def _send(self, call: Call[T]) -> T:
         attempt = 0
         while True:
             try:
@@ -364,9 +416,9 @@ class Client(BaseClient):
                     delay = self._delay_after(attempt, response)
                     if delay is None:
                         if call.download is not None and response.status_code < 400:
-                            return self._save(response, call.download)
+                            return cast(T, self._save(response, call.download))
                         return self._result(call, response)
-            except (httpx.TransportError, ChecksumMismatch) as exc:
+            except (httpx.TransportError, errors.ChecksumError) as exc:
                 delay = self._delay_after_error(attempt, exc)
             self.sleep(delay)
             attempt += 1
@@ -384,29 +436,50 @@ class Client(BaseClient):
         self, study_id: str, trial_id: str, path: str | Path, *, worker_id: str
     ) -> CheckpointInfo:
         """Send a trial's checkpoint file (streamed; the server checks its SHA-256)."""
-        return self._send(self._upload_checkpoint(study_id, trial_id, Path(path), worker_id))  # type: ignore[no-any-return]
+        return self._send(self._upload_checkpoint(study_id, trial_id, Path(path), worker_id))
 
     def download_checkpoint(self, study_id: str, trial_id: str, path: str | Path) -> CheckpointInfo:
         """Write a trial's checkpoint to `path` (streamed, verified, atomically)."""
-        return self._send(self._download_checkpoint(study_id, trial_id, Path(path)))  # type: ignore[no-any-return]
+        return self._send(self._download_checkpoint(study_id, trial_id, Path(path)))
 
     def create_study(
-        self, name: str, *, hyperparameters: Any = None, objective: Any, **settings: Any
+        self,
+        name: str,
+        *,
+        hyperparameters: SpaceInput = None,
+        objective: ObjectiveInput,
+        **settings: Setting,
     ) -> Study:
         """Create a study, or get the one with this name and the same settings."""
-        return self._send(self._create_study(name, hyperparameters, objective, **settings))  # type: ignore[no-any-return]
+        return self._send(self._create_study(name, hyperparameters, objective, **settings))
 
     def get_study(self, study_id: str) -> Study:
-        return self._send(self._get_study(study_id))  # type: ignore[no-any-return]
+        return self._send(self._get_study(study_id))
 
-    def list_studies(self, *, limit: int = 100, cursor: str | None = None) -> Page[Study]:
-        return self._send(self._list_studies(limit, cursor))  # type: ignore[no-any-return]
+    def list_studies(
+        self, *, limit: int = 100, cursor: str | None = None, name: str | None = None
+    ) -> Page[Study]:
+        """A page of studies; `name` keeps the one with exactly that name."""
+        return self._send(self._list_studies(limit, cursor, name=name))
+
+    def find_study(self, name: str) -> Study | None:
+        """The study named `name`, or None."""
+        items = self.list_studies(limit=1, name=name).items
+        return items[0] if items else None
 
     def delete_study(self, study_id: str) -> None:
         self._send(self._delete_study(study_id))
 
+    def stop_study(self, study_id: str) -> Study:
+        """No new trials from now on; running trials may still finish."""
+        return self._send(self._stop_study(study_id))
+
+    def resume_study(self, study_id: str) -> Study:
+        """A stopped or failed study runs again, its results kept."""
+        return self._send(self._resume_study(study_id))
+
     def ask(self, study_id: str, worker_id: str) -> AskResponse:
-        return self._send(self._ask(study_id, worker_id))  # type: ignore[no-any-return]
+        return self._send(self._ask(study_id, worker_id))
 
     def report(
         self,
@@ -417,16 +490,34 @@ class Client(BaseClient):
         *,
         worker_id: str | None = None,
     ) -> Trial:
-        return self._send(self._report(study_id, trial_id, epoch, metrics, worker_id))  # type: ignore[no-any-return]
+        return self._send(self._report(study_id, trial_id, epoch, metrics, worker_id))
 
     def heartbeat(self, study_id: str, trial_id: str, worker_id: str) -> Trial:
-        return self._send(self._heartbeat(study_id, trial_id, worker_id))  # type: ignore[no-any-return]
+        return self._send(self._heartbeat(study_id, trial_id, worker_id))
 
-    def tell(self, study_id: str, trial_id: str, **kwargs: Any) -> Trial:
-        return self._send(self._tell(study_id, trial_id, **kwargs))  # type: ignore[no-any-return]
+    def tell(
+        self,
+        study_id: str,
+        trial_id: str,
+        *,
+        metrics: dict[str, float] | None = None,
+        error: str | None = None,
+        worker_id: str | None = None,
+        new_hyperparameters: SpaceInput = None,
+    ) -> Trial:
+        """The trial's result (`metrics`), or its failure (`error`)."""
+        call = self._tell(
+            study_id,
+            trial_id,
+            metrics=metrics,
+            error=error,
+            worker_id=worker_id,
+            new_hyperparameters=new_hyperparameters,
+        )
+        return self._send(call)
 
     def trial(self, study_id: str, trial_id: str) -> Trial:
-        return self._send(self._trial(study_id, trial_id))  # type: ignore[no-any-return]
+        return self._send(self._trial(study_id, trial_id))
 
     def trials(
         self,
@@ -436,7 +527,7 @@ class Client(BaseClient):
         limit: int = 100,
         cursor: str | None = None,
     ) -> Page[Trial]:
-        return self._send(self._trials(study_id, status, limit, cursor))  # type: ignore[no-any-return]
+        return self._send(self._trials(study_id, status, limit, cursor))
 
     def best(self, study_id: str, k: int = 1) -> list[Trial]:
         return list(self._send(self._best(study_id, k)).items)
@@ -445,10 +536,10 @@ class Client(BaseClient):
         self,
         name: str,
         *,
-        objective: Any,
-        hyperparameters: Any = None,
+        objective: ObjectiveInput,
+        hyperparameters: SpaceInput = None,
         worker_id: str | None = None,
-        **settings: Any,
+        **settings: Setting,
     ) -> StudyHandle:
         """A handle on the study `name`, created if it does not exist yet. With a token that
         may not create studies (a worker's), the study must exist: it is looked up by name."""
@@ -457,8 +548,7 @@ class Client(BaseClient):
                 name, hyperparameters=hyperparameters, objective=objective, **settings
             )
         except errors.ForbiddenError:
-            page = self._send(self._list_studies(1, None, name=name))
-            study = self._existing(name, page)
+            study = self._existing(name, self.list_studies(limit=1, name=name))
         return StudyHandle(self, study, worker_id=worker_id or default_worker_id())
 
 
@@ -476,7 +566,7 @@ class AsyncClient(BaseClient):
         self._http = httpx.AsyncClient(
             base_url=self.base_url, transport=transport, timeout=self.timeout, headers=self.headers
         )
-        self.sleep: Callable[[float], Any] = asyncio.sleep
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -487,7 +577,7 @@ class AsyncClient(BaseClient):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _send(self, call: Call) -> Any:
+    async def _send(self, call: Call[T]) -> T:
         attempt = 0
         while True:
             try:
@@ -504,9 +594,9 @@ class AsyncClient(BaseClient):
                     delay = self._delay_after(attempt, response)
                     if delay is None:
                         if call.download is not None and response.status_code < 400:
-                            return await self._save(response, call.download)
+                            return cast(T, await self._save(response, call.download))
                         return self._result(call, response)
-            except (httpx.TransportError, ChecksumMismatch) as exc:
+            except (httpx.TransportError, errors.ChecksumError) as exc:
                 delay = self._delay_after_error(attempt, exc)
             await self.sleep(delay)
             attempt += 1
@@ -526,29 +616,46 @@ class AsyncClient(BaseClient):
         call = await asyncio.to_thread(
             self._upload_checkpoint, study_id, trial_id, Path(path), worker_id
         )
-        return await self._send(call)  # type: ignore[no-any-return]
+        return await self._send(call)
 
     async def download_checkpoint(
         self, study_id: str, trial_id: str, path: str | Path
     ) -> CheckpointInfo:
-        return await self._send(self._download_checkpoint(study_id, trial_id, Path(path)))  # type: ignore[no-any-return]
+        return await self._send(self._download_checkpoint(study_id, trial_id, Path(path)))
 
     async def create_study(
-        self, name: str, *, hyperparameters: Any = None, objective: Any, **settings: Any
+        self,
+        name: str,
+        *,
+        hyperparameters: SpaceInput = None,
+        objective: ObjectiveInput,
+        **settings: Setting,
     ) -> Study:
-        return await self._send(self._create_study(name, hyperparameters, objective, **settings))  # type: ignore[no-any-return]
+        return await self._send(self._create_study(name, hyperparameters, objective, **settings))
 
     async def get_study(self, study_id: str) -> Study:
-        return await self._send(self._get_study(study_id))  # type: ignore[no-any-return]
+        return await self._send(self._get_study(study_id))
 
-    async def list_studies(self, *, limit: int = 100, cursor: str | None = None) -> Page[Study]:
-        return await self._send(self._list_studies(limit, cursor))  # type: ignore[no-any-return]
+    async def list_studies(
+        self, *, limit: int = 100, cursor: str | None = None, name: str | None = None
+    ) -> Page[Study]:
+        return await self._send(self._list_studies(limit, cursor, name=name))
+
+    async def find_study(self, name: str) -> Study | None:
+        items = (await self.list_studies(limit=1, name=name)).items
+        return items[0] if items else None
 
     async def delete_study(self, study_id: str) -> None:
         await self._send(self._delete_study(study_id))
 
+    async def stop_study(self, study_id: str) -> Study:
+        return await self._send(self._stop_study(study_id))
+
+    async def resume_study(self, study_id: str) -> Study:
+        return await self._send(self._resume_study(study_id))
+
     async def ask(self, study_id: str, worker_id: str) -> AskResponse:
-        return await self._send(self._ask(study_id, worker_id))  # type: ignore[no-any-return]
+        return await self._send(self._ask(study_id, worker_id))
 
     async def report(
         self,
@@ -559,16 +666,33 @@ class AsyncClient(BaseClient):
         *,
         worker_id: str | None = None,
     ) -> Trial:
-        return await self._send(self._report(study_id, trial_id, epoch, metrics, worker_id))  # type: ignore[no-any-return]
+        return await self._send(self._report(study_id, trial_id, epoch, metrics, worker_id))
 
     async def heartbeat(self, study_id: str, trial_id: str, worker_id: str) -> Trial:
-        return await self._send(self._heartbeat(study_id, trial_id, worker_id))  # type: ignore[no-any-return]
+        return await self._send(self._heartbeat(study_id, trial_id, worker_id))
 
-    async def tell(self, study_id: str, trial_id: str, **kwargs: Any) -> Trial:
-        return await self._send(self._tell(study_id, trial_id, **kwargs))  # type: ignore[no-any-return]
+    async def tell(
+        self,
+        study_id: str,
+        trial_id: str,
+        *,
+        metrics: dict[str, float] | None = None,
+        error: str | None = None,
+        worker_id: str | None = None,
+        new_hyperparameters: SpaceInput = None,
+    ) -> Trial:
+        call = self._tell(
+            study_id,
+            trial_id,
+            metrics=metrics,
+            error=error,
+            worker_id=worker_id,
+            new_hyperparameters=new_hyperparameters,
+        )
+        return await self._send(call)
 
     async def trial(self, study_id: str, trial_id: str) -> Trial:
-        return await self._send(self._trial(study_id, trial_id))  # type: ignore[no-any-return]
+        return await self._send(self._trial(study_id, trial_id))
 
     async def trials(
         self,
@@ -578,7 +702,7 @@ class AsyncClient(BaseClient):
         limit: int = 100,
         cursor: str | None = None,
     ) -> Page[Trial]:
-        return await self._send(self._trials(study_id, status, limit, cursor))  # type: ignore[no-any-return]
+        return await self._send(self._trials(study_id, status, limit, cursor))
 
     async def best(self, study_id: str, k: int = 1) -> list[Trial]:
         return list((await self._send(self._best(study_id, k))).items)
@@ -587,18 +711,17 @@ class AsyncClient(BaseClient):
         self,
         name: str,
         *,
-        objective: Any,
-        hyperparameters: Any = None,
+        objective: ObjectiveInput,
+        hyperparameters: SpaceInput = None,
         worker_id: str | None = None,
-        **settings: Any,
+        **settings: Setting,
     ) -> AsyncStudyHandle:
         try:
             study = await self.create_study(
                 name, hyperparameters=hyperparameters, objective=objective, **settings
             )
         except errors.ForbiddenError:
-            page = await self._send(self._list_studies(1, None, name=name))
-            study = self._existing(name, page)
+            study = self._existing(name, await self.list_studies(limit=1, name=name))
         return AsyncStudyHandle(self, study, worker_id=worker_id or default_worker_id())
 
 
@@ -639,6 +762,16 @@ class StudyHandle(_HandleBase):
         self.study = self.client.get_study(self.id)
         return self.study
 
+    def stop(self) -> Study:
+        """No new trials from now on; running ones may finish."""
+        self.study = self.client.stop_study(self.id)
+        return self.study
+
+    def resume(self) -> Study:
+        """A stopped or failed study runs again, its results kept."""
+        self.study = self.client.resume_study(self.id)
+        return self.study
+
     def ask(self) -> AskResponse:
         return self.client.ask(self.id, self.worker_id)
 
@@ -665,7 +798,7 @@ class StudyHandle(_HandleBase):
         trial: Trial,
         metrics: dict[str, float] | None = None,
         *,
-        new_hyperparameters: Sequence[Any] | None = None,
+        new_hyperparameters: SpaceInput = None,
     ) -> Trial:
         return self.client.tell(
             self.id,
@@ -708,6 +841,18 @@ class AsyncStudyHandle(_HandleBase):
         super().__init__(study, worker_id)
         self.client = client
 
+    async def refresh(self) -> Study:
+        self.study = await self.client.get_study(self.id)
+        return self.study
+
+    async def stop(self) -> Study:
+        self.study = await self.client.stop_study(self.id)
+        return self.study
+
+    async def resume(self) -> Study:
+        self.study = await self.client.resume_study(self.id)
+        return self.study
+
     async def ask(self) -> AskResponse:
         return await self.client.ask(self.id, self.worker_id)
 
@@ -733,7 +878,7 @@ class AsyncStudyHandle(_HandleBase):
         trial: Trial,
         metrics: dict[str, float] | None = None,
         *,
-        new_hyperparameters: Sequence[Any] | None = None,
+        new_hyperparameters: SpaceInput = None,
     ) -> Trial:
         return await self.client.tell(
             self.id,
@@ -749,28 +894,33 @@ class AsyncStudyHandle(_HandleBase):
     async def best(self, k: int = 1) -> list[Trial]:
         return await self.client.best(self.id, k)
 
+    async def upload(self, trial: Trial, path: str | Path) -> CheckpointInfo:
+        """Store `trial`'s checkpoint file in the service (while holding its lease)."""
+        return await self.client.upload_checkpoint(
+            self.id, trial.id, path, worker_id=self.worker_id
+        )
+
+    async def download(self, trial_id: str, path: str | Path) -> CheckpointInfo:
+        """Fetch a trial's checkpoint from the service into `path`."""
+        return await self.client.download_checkpoint(self.id, trial_id, path)
+
+    @asynccontextmanager
+    async def session(self, trial: Trial) -> AsyncIterator[AsyncTrialSession]:
+        """Report epochs and keep the lease alive from a background task while the body
+        runs; every queued report is sent before the block ends."""
+        session = AsyncTrialSession(self, trial)
+        session.start()
+        try:
+            yield session
+        finally:
+            await session.close()
+
     @asynccontextmanager
     async def keep_alive(self, trial: Trial) -> AsyncIterator[asyncio.Event]:
-        """Heartbeat in a background task while the body runs; the event is set if the
-        lease was lost (stop working on the trial then)."""
-        lost = asyncio.Event()
-
-        async def beat() -> None:
-            while True:
-                await asyncio.sleep(self.heartbeat_interval())
-                try:
-                    await self.heartbeat(trial)
-                except errors.ConflictError:
-                    lost.set()
-                    return
-                except errors.RungError as exc:
-                    log.warning("heartbeat of trial %s failed: %s", trial.id, exc)
-
-        task = asyncio.create_task(beat())
-        try:
-            yield lost
-        finally:
-            task.cancel()
+        """Heartbeat while the body runs; the event is set if the lease was lost (stop
+        working on the trial then). A session without reports."""
+        async with self.session(trial) as session:
+            yield session.lost
 
 
 @dataclass
@@ -805,16 +955,67 @@ class TrialSession:
             try:
                 item = self._queue.get(timeout=interval)
             except queue.Empty:
-                item = ()  # type: ignore[assignment]
+                item = (-1, {})  # nothing to report: heartbeat
             if item is None:
                 return
             if self.lost.is_set():
                 continue
+            epoch, metrics = item
             try:
-                if item:
-                    self.handle.report(self.trial, *item)
+                if epoch >= 0:
+                    self.handle.report(self.trial, epoch, metrics)
                 else:
                     self.handle.heartbeat(self.trial)
+            except errors.ConflictError as exc:
+                log.warning("trial %s: %s", self.trial.id, exc)
+                self.lost.set()
+            except errors.RungError as exc:
+                log.warning("trial %s: %s", self.trial.id, exc)
+                self.errors.append(exc)
+
+
+@dataclass
+class AsyncTrialSession:
+    """The async twin of TrialSession: a background task sends the trial's epoch reports in
+    order and heartbeats when there is nothing to report."""
+
+    handle: AsyncStudyHandle
+    trial: Trial
+    lost: asyncio.Event = field(default_factory=asyncio.Event)
+    _queue: asyncio.Queue[tuple[int, dict[str, float]] | None] = field(
+        default_factory=asyncio.Queue
+    )
+    _task: asyncio.Task[None] | None = None
+    errors: list[Exception] = field(default_factory=list)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    def report(self, epoch: int, metrics: dict[str, float]) -> None:
+        self._queue.put_nowait((epoch, metrics))
+
+    async def close(self) -> None:
+        self._queue.put_nowait(None)
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        interval = self.handle.heartbeat_interval()
+        while True:
+            try:
+                item = await asyncio.wait_for(self._queue.get(), timeout=interval)
+            except TimeoutError:
+                item = (-1, {})  # nothing to report: heartbeat
+            if item is None:
+                return
+            if self.lost.is_set():
+                continue
+            epoch, metrics = item
+            try:
+                if epoch >= 0:
+                    await self.handle.report(self.trial, epoch, metrics)
+                else:
+                    await self.handle.heartbeat(self.trial)
             except errors.ConflictError as exc:
                 log.warning("trial %s: %s", self.trial.id, exc)
                 self.lost.set()

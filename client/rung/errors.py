@@ -2,7 +2,9 @@
 
 RungError
 ├── TransportError          the server could not be reached (after retries)
+│   └── ChecksumError       a downloaded checkpoint did not match its SHA-256 (after retries)
 ├── ServerError             5xx or 429 (after retries)
+├── ProtocolError           a 2xx answer whose body is not what the call returns
 └── APIError                the server refused the request (4xx); .status, .code, .details
     ├── InvalidError        400, 413, 422: bad input; the message names the field
     ├── NotFoundError       404
@@ -24,6 +26,20 @@ class RungError(Exception):
 
 class TransportError(RungError):
     """The server could not be reached, even after retrying."""
+
+
+class ChecksumError(TransportError):
+    """A downloaded checkpoint does not have the SHA-256 the server announced, even after
+    downloading it again."""
+
+
+class ProtocolError(RungError):
+    """The server answered 2xx with a body that is not what the call returns (a proxy's
+    page, another version's schema…); `status` is the HTTP status."""
+
+    def __init__(self, message: str, *, status: int):
+        super().__init__(message)
+        self.status = status
 
 
 class ServerError(RungError):

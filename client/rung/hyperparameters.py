@@ -214,12 +214,12 @@ class HyperParameters:
             return False
 
     def ensure_active_values(self, rng: random.Random | None = None) -> None:
-        """Drop the values of inactive hyperparameters; draw missing active ones."""
-        rng = rng or random.Random()
+        """Drop the values of inactive hyperparameters; give missing active ones a value:
+        drawn with `rng`, or their default without one."""
         for hp in self._space:
             if hp.is_active(self.values):
                 if hp.name not in self.values:
-                    self.values[hp.name] = hp.prob_to_value(rng.random())
+                    self.values[hp.name] = hp.prob_to_value(rng.random()) if rng else hp.default
             else:
                 self.values.pop(hp.name, None)
 
@@ -249,7 +249,9 @@ def discover_space(
 
     Keras Tuner's `_activate_all_conditions`: build with the defaults, then, while some
     conditional scope has never been active, set its parents to their first listed values
-    and build again.
+    and build again. Where Keras Tuner fills the other values at random, they take their
+    defaults here, so that every process running the same script describes the same space
+    (and so joins the same study).
     """
     known = known or HyperParameters()
     space = list(known.space)

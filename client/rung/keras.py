@@ -1,31 +1,36 @@
-"""Keras 3 (any backend): a tuner whose trials come from a Rung server.
+"""Keras 3 (any backend): Keras Tuner's `Hyperband`, with the oracle in a Rung server.
 
     tuner = rung.keras.Tuner(build_model, objective="val_accuracy", max_epochs=27,
-                             study="digits", server="http://rung:8000")
-    tuner.search(x, y, validation_data=(x_val, y_val), batch_size=64)
+                             project_name="digits", server="http://rung:8000")
+    tuner.search(x, y, epochs=50, validation_data=(x_val, y_val), batch_size=64)
     best_hp = tuner.get_best_hyperparameters()[0]
+    model = tuner.hypermodel.build(best_hp)
 
-Run the same script on every machine: each process is one worker. A promoted trial resumes
-from its parent's checkpoint, weights *and* optimizer state, and trains only
-`epochs - initial_epoch` more epochs (Keras Tuner restores weights only). Checkpoints travel
-through the service (uploaded after training, downloaded by the worker that continues the
-trial), or live in `checkpoint_dir` when the workers share a directory. A parent checkpoint
-that cannot be found means training from scratch to `epochs`, with a warning.
+It takes `keras_tuner.Hyperband`'s arguments with their meaning; run the same script on
+every machine and each process is one worker of the study. A promoted trial resumes from its
+parent's checkpoint, weights *and* optimizer state, and trains only `epochs - initial_epoch`
+more epochs (Keras Tuner restores the best epoch's weights only). Checkpoints travel through
+the service (uploaded after training, downloaded by the worker that continues the trial), or
+live in `checkpoint_dir` when the workers share a directory. A parent checkpoint that cannot
+be found means training from scratch to `epochs`, with a warning.
 """
 
 from __future__ import annotations
 
 import contextvars
+import copy
 import gc
 import importlib.util
 import json
 import logging
 import math
 import os
+import shutil
 import tempfile
 import time
 import traceback
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +65,7 @@ log = logging.getLogger("rung.keras")
 _current_trial: contextvars.ContextVar[Trial | None] = contextvars.ContextVar(
     "rung_trial", default=None
 )
+DEFAULT_KEEP_BEST_CHECKPOINTS = 10  # what get_best_models(num_models=k) can return, k ≤ this
 
 
 def current_trial() -> Trial | None:
@@ -81,14 +87,178 @@ def finite_metrics(logs: dict[str, Any] | None) -> dict[str, float]:
     return metrics
 
 
+# -- hypermodels and objectives ----------------------------------------------------------------
+class HyperModel:
+    """Keras Tuner's `HyperModel`: override `build(hp)`, and `fit(hp, model, *args, **kwargs)`
+    to tune the training itself. `fit` may return a `History`, a number (the objective) or a
+    dict of metrics (or a list of these, averaged), as in Keras Tuner."""
+
+    def __init__(self, name: str | None = None, tunable: bool = True):
+        self.name, self.tunable = name, tunable
+
+    def build(self, hp: HyperParameters) -> keras.Model:
+        raise NotImplementedError
+
+    def fit(self, hp: HyperParameters, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
+        return model.fit(*args, **kwargs)
+
+
+class _FunctionHyperModel(HyperModel):
+    """A `build_model(hp)` function as a HyperModel (Keras Tuner's `DefaultHyperModel`)."""
+
+    def __init__(self, build: Callable[[HyperParameters], keras.Model]):
+        super().__init__(name=getattr(build, "__name__", None))
+        self._build = build
+
+    def build(self, hp: HyperParameters) -> keras.Model:
+        return self._build(hp)
+
+
+def as_hypermodel(hypermodel: Any) -> Any:
+    """A HyperModel (Rung's or Keras Tuner's, anything with `build` and `fit`) as it is; a
+    function wrapped in one."""
+    if callable(getattr(hypermodel, "build", None)) and callable(getattr(hypermodel, "fit", None)):
+        return hypermodel
+    if callable(hypermodel):
+        return _FunctionHyperModel(hypermodel)
+    raise TypeError(
+        "hypermodel must be a function build_model(hp) or a HyperModel with build(hp), "
+        f"found {type(hypermodel).__name__}"
+    )
+
+
+def objective_spec(objective: Any) -> Any:
+    """The wire form of an objective given as Keras Tuner accepts it: a name, a
+    `keras_tuner.Objective` (or anything with `name` and `direction`), a dict, a list of
+    these, or None (Keras Tuner's `default_objective`, minimised: `fit` returns a number)."""
+    if objective is None:
+        return {"name": "default_objective", "direction": "min"}
+    if isinstance(objective, str):
+        return objective
+    if isinstance(objective, dict):
+        return dict(objective)
+    if isinstance(objective, list | tuple):
+        return [objective_spec(part) for part in objective]
+    name, direction = getattr(objective, "name", None), getattr(objective, "direction", None)
+    if isinstance(name, str) and direction in ("min", "max"):
+        return {"name": name, "direction": direction}
+    raise TypeError(
+        "objective must be a metric name, a keras_tuner.Objective, a list of them or None, "
+        f"found {objective!r}"
+    )
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The study's objective as the server resolved it: one or more (name, direction)."""
+
+    parts: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def from_wire(cls, wire: dict[str, Any] | list[dict[str, Any]]) -> Objective:
+        parts = wire if isinstance(wire, list) else [wire]
+        return cls(tuple((part["name"], part["direction"]) for part in parts))
+
+    @property
+    def name(self) -> str:
+        return self.parts[0][0] if len(self.parts) == 1 else "multi_objective"
+
+    @property
+    def direction(self) -> str:
+        return self.parts[0][1] if len(self.parts) == 1 else "min"
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.parts]
+
+    def value(self, metrics: dict[str, float]) -> float | None:
+        """The objective's value in these metrics (a list: Σmin − Σmax); None if missing."""
+        if len(self.parts) == 1 and self.name in metrics:
+            return float(metrics[self.name])
+        if any(name not in metrics for name in self.names):
+            return None
+        return sum(
+            float(metrics[name]) * (1 if direction == "min" else -1)
+            for name, direction in self.parts
+        )
+
+    def better(self, a: float, b: float) -> bool:
+        return a > b if self.direction == "max" else a < b
+
+    def __str__(self) -> str:
+        if len(self.parts) == 1:
+            return f'Objective(name="{self.name}", direction="{self.direction}")'
+        inner = ", ".join(f'Objective(name="{n}", direction="{d}")' for n, d in self.parts)
+        return f'MultiObjective(name="multi_objective", direction="min"): [{inner}]'
+
+
+@dataclass
+class Execution:
+    """What one `fit` of a trial produced, in Keras Tuner's terms: its per-epoch metrics
+    (a History's, empty when `fit` returned a number or a dict) and its best epoch's."""
+
+    epochs: list[dict[str, float]]
+    best: dict[str, float]
+    first_epoch: int = 0  # the epoch index of epochs[0]
+
+
+def read_fit_result(result: Any, objective: Objective, initial_epoch: int) -> list[Execution]:
+    """Keras Tuner's rules for what `HyperModel.fit` returns: a `History` (its best epoch by
+    the objective), a number (the objective), a dict of metrics, or a list of these (one per
+    execution). ValueError/TypeError says what is wrong."""
+    if isinstance(result, list):
+        return [e for part in result for e in read_fit_result(part, objective, initial_epoch)]
+    if result is None:
+        raise TypeError(
+            "the return value of HyperModel.fit() is None. Did you forget to return the "
+            "metrics (a History, a number or a dict)?"
+        )
+    if isinstance(result, int | float | np.floating | np.integer) and not isinstance(result, bool):
+        return [Execution([], {objective.name: float(result)})]
+    if isinstance(result, dict):
+        return [Execution([], finite_metrics(result))]
+    history = getattr(result, "history", None)
+    if isinstance(history, dict):
+        length = max((len(v) for v in history.values()), default=0)
+        epochs = [
+            finite_metrics({k: v[i] for k, v in history.items() if i < len(v)})
+            for i in range(length)
+        ]
+        best: dict[str, float] = epochs[-1] if epochs else {}
+        best_value = None
+        for metrics in epochs:
+            value = objective.value(metrics)
+            if value is not None and (best_value is None or objective.better(value, best_value)):
+                best, best_value = metrics, value
+        return [Execution(epochs, best, initial_epoch)]
+    raise TypeError(
+        "HyperModel.fit() must return a History, a number, a dict of metrics or a list of "
+        f"these; it returned {type(result).__name__}"
+    )
+
+
+def average(dicts: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Keras Tuner's `average_metrics_dicts`: each metric's mean over the dicts that have it."""
+    names = {name for d in dicts for name in d}
+    return {name: float(np.mean([d[name] for d in dicts if name in d])) for name in sorted(names)}
+
+
 # -- checkpoints -------------------------------------------------------------------------------
-def save_checkpoint(model: keras.Model, path: Path) -> None:
-    """Weights and optimizer state, written atomically (a reader sees all of it or none)."""
+def save_checkpoint(
+    model: keras.Model, path: Path, *, best_weights: list[np.ndarray] | None = None
+) -> None:
+    """Weights and optimizer state of the last epoch (to resume from), the best epoch's
+    weights when they differ (for `get_best_models`), and the model's build config (to build
+    a model that has no `Input` before loading); written atomically."""
     arrays = {f"w{i}": np.asarray(w) for i, w in enumerate(model.get_weights())}
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None and optimizer.built:
         for i, variable in enumerate(optimizer.variables):
             arrays[f"o{i}"] = keras.ops.convert_to_numpy(variable)
+    for i, w in enumerate(best_weights or ()):
+        arrays[f"b{i}"] = np.asarray(w)
+    build_config = model.get_build_config() if model.built else None
+    arrays["build_config"] = np.array(json.dumps(build_config))
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     with open(partial, "wb") as f:
@@ -96,10 +266,23 @@ def save_checkpoint(model: keras.Model, path: Path) -> None:
     os.replace(partial, path)
 
 
-def load_checkpoint(model: keras.Model, path: Path) -> None:
+def _arrays(data: Any, prefix: str) -> list[np.ndarray]:
+    count = sum(k.startswith(prefix) and k[1:].isdigit() for k in data.files)
+    return [data[f"{prefix}{i}"] for i in range(count)]
+
+
+def load_checkpoint(model: keras.Model, path: Path, *, best: bool = False) -> None:
+    """Load a checkpoint into `model`: the last epoch's weights and optimizer state (to
+    resume training), or with `best` the best epoch's weights (to evaluate)."""
     with np.load(path) as data:
-        weights = [data[f"w{i}"] for i in range(sum(k.startswith("w") for k in data.files))]
-        state = [data[f"o{i}"] for i in range(sum(k.startswith("o") for k in data.files))]
+        weights, state = _arrays(data, "w"), _arrays(data, "o")
+        best_weights = _arrays(data, "b")
+        build_config = json.loads(str(data["build_config"])) if "build_config" in data else None
+    if not model.built and build_config:
+        model.build_from_config(build_config)
+    if best:
+        model.set_weights(best_weights or weights)
+        return
     model.set_weights(weights)
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None and state:
@@ -109,6 +292,7 @@ def load_checkpoint(model: keras.Model, path: Path) -> None:
             variable.assign(value)
 
 
+# -- callbacks ---------------------------------------------------------------------------------
 class ReportEpochs(keras.callbacks.Callback):
     """Queues each epoch's metrics for the server; stops training if the lease was lost."""
 
@@ -124,6 +308,65 @@ class ReportEpochs(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class KeepBestEpoch(keras.callbacks.Callback):
+    """Keeps the weights of the best epoch by the objective (Keras Tuner's `SaveBestEpoch`,
+    in memory; shared by a trial's executions). Without the objective in an epoch's logs,
+    every epoch counts as the best so far, as in Keras Tuner. The weights are copied only
+    when training goes on past the best epoch."""
+
+    def __init__(self, objective: Objective):
+        super().__init__()
+        self.objective = objective
+        self.best_value: float | None = None
+        self.copy: list[np.ndarray] | None = None
+        self.best_is_current = False  # the model's weights now are the best epoch's
+
+    def _keep(self) -> None:
+        self.copy = [np.array(w, copy=True) for w in self.model.get_weights()]
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        value = self.objective.value(finite_metrics(logs))
+        best = self.best_value
+        if value is None or best is None or self.objective.better(value, best):
+            self.best_value = value if value is not None else best
+            self.best_is_current = True
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.best_is_current:  # this epoch changes the best weights: keep them
+            self._keep()
+            self.best_is_current = False
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self.best_is_current:  # another execution may train a new model next
+            self._keep()
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.best_is_current = False  # a new execution: its model is not the best yet
+
+    def best_weights(self) -> list[np.ndarray] | None:
+        """The best epoch's weights when they are not the model's current ones."""
+        return None if self.best_is_current else self.copy
+
+
+def copy_callbacks(callbacks: Sequence[Any], *, trial_id: str, execution: int) -> list[Any]:
+    """Keras Tuner's per-trial callbacks: deep copies (a callback keeps state across epochs),
+    each TensorBoard writing under `<its log_dir>/<trial id>/execution<n>`."""
+    try:
+        copies = copy.deepcopy(list(callbacks))
+    except Exception as exc:
+        raise ValueError(
+            "all callbacks given to search() must be deep-copyable (each trial gets its own "
+            f"copies, as in Keras Tuner); copy.deepcopy failed: {exc}"
+        ) from exc
+    for callback in copies:
+        if isinstance(callback, keras.callbacks.TensorBoard):
+            callback.log_dir = os.path.join(
+                str(callback.log_dir), trial_id, f"execution{execution}"
+            )
+    return copies
+
+
+# -- the tuner ---------------------------------------------------------------------------------
 @dataclass
 class TrialTiming:
     trial_id: str
@@ -144,13 +387,21 @@ class _Outcome:
 
 
 class Tuner:
-    """Keras Tuner's Hyperband tuner, with the oracle in a Rung server."""
+    """Keras Tuner's `Hyperband`, with the oracle in a Rung server.
+
+    Keras Tuner's arguments keep their meaning. `project_name` (or `study`) names the study;
+    `directory` holds this process's local files (`<directory>/<project_name>`);
+    `overwrite=True` deletes the study and those files and starts over, otherwise running the
+    script again continues the study. Rung's own: `server`, `token`, `worker_id`,
+    `checkpoint_dir` (a directory all workers share; unset: checkpoints go through the
+    server), `verbose` (Rung's progress lines; unset: they follow `search(verbose=…)`, as
+    Keras Tuner's output does), and any other study setting (`lease_seconds`, `keep_best_checkpoints`
+    (default 10 here), ...)."""
 
     def __init__(
         self,
-        hypermodel: Any,
-        *,
-        objective: Any,
+        hypermodel: Any = None,
+        objective: Any = None,
         max_epochs: int = 100,
         factor: int = 3,
         hyperband_iterations: int | None = 1,
@@ -160,20 +411,32 @@ class Tuner:
         allow_new_entries: bool = True,
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
-        study: str | None = None,
+        *,
+        directory: str | os.PathLike[str] | None = None,
         project_name: str | None = None,
+        overwrite: bool = False,
+        executions_per_trial: int = 1,
+        study: str | None = None,
         server: str | None = None,
         token: str | None = None,
         client: Client | None = None,
         worker_id: str | None = None,
         checkpoint_dir: str | os.PathLike[str] | None = None,
-        verbose: int = 1,
+        verbose: int | None = None,
         **study_settings: Any,
     ):
-        self.hypermodel = hypermodel
-        self.study_name = study or project_name or "untitled_project"
+        if hypermodel is None:
+            raise ValueError("a hypermodel (build_model(hp) or a HyperModel) is required")
+        if executions_per_trial < 1:
+            raise ValueError(f"executions_per_trial must be at least 1, got {executions_per_trial}")
+        self.hypermodel = as_hypermodel(hypermodel)
+        self.project_name = study or project_name or "untitled_project"
+        self.study_name = self.project_name
+        self.directory = Path(directory or ".")
+        self.executions_per_trial = executions_per_trial
+        study_settings.setdefault("keep_best_checkpoints", DEFAULT_KEEP_BEST_CHECKPOINTS)
         self.settings: dict[str, Any] = {
-            "objective": objective,
+            "objective": objective_spec(objective),
             "max_epochs": max_epochs,
             "factor": factor,
             # Keras Tuner treats 0 as "no limit" and seed 0 as "no seed".
@@ -199,28 +462,31 @@ class Tuner:
         self.worker_id = worker_id
         shared = checkpoint_dir or os.environ.get("RUNG_CHECKPOINT_DIR")
         self.checkpoint_dir = Path(shared) if shared else None  # None: through the service
-        self._scratch = Path(tempfile.mkdtemp(prefix="rung-checkpoints-"))
         self.verbose = verbose
         self.handle: StudyHandle | None = None
         self.timings: list[TrialTiming] = []
+        if overwrite:
+            self._overwrite()
+        self._scratch = Path(tempfile.mkdtemp(prefix="rung-checkpoints-"))
+
+    @property
+    def project_dir(self) -> Path:
+        return self.directory / self.project_name
+
+    def _overwrite(self) -> None:
+        """Keras Tuner's `overwrite=True`: the study and this project's local files go."""
+        existing = self.client.find_study(self.study_name)
+        if existing is not None:
+            self.client.delete_study(existing.id)
+        shutil.rmtree(self.project_dir, ignore_errors=True)
 
     # -- the study ------------------------------------------------------------------------
-    def _build(self, hp: HyperParameters) -> keras.Model:
-        build = getattr(self.hypermodel, "build", self.hypermodel)
-        return build(hp)
-
-    def _fit(self, hp: HyperParameters, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
-        fit = getattr(self.hypermodel, "fit", None)
-        if callable(fit):
-            return fit(hp, model, *args, **kwargs)
-        return model.fit(*args, **kwargs)
-
     def study(self) -> StudyHandle:
         """The study on the server, created on first use (its space discovered by building
         the model, conditional branches included)."""
         if self.handle is None:
             if self.settings["tune_new_entries"]:
-                space = discover_space(self._build, self.known)
+                space = discover_space(self.hypermodel.build, self.known)
             else:
                 space = self.known or HyperParameters()
             self.handle = self.client.study(
@@ -231,15 +497,27 @@ class Tuner:
             )
         return self.handle
 
+    @property
+    def objective(self) -> Objective:
+        return Objective.from_wire(self.study().study.objective)
+
+    def stop(self) -> None:
+        """Stop the study: no new trials; running ones (other workers') may finish."""
+        self.study().stop()
+
+    def resume(self) -> None:
+        """Resume a stopped or failed study (after a fix), its results kept."""
+        self.study().resume()
+
     def checkpoint_path(self, trial_id: str) -> Path:
         """Where this worker writes or reads a trial's checkpoint file."""
         if self.checkpoint_dir is None:
             return self._scratch / f"trial-{trial_id}.npz"
         return self.checkpoint_dir / f"study-{self.study().id}" / f"trial-{trial_id}.npz"
 
-    def _save(self, model: keras.Model, trial: Trial) -> None:
+    def _save(self, model: keras.Model, trial: Trial, best: KeepBestEpoch) -> None:
         path = self.checkpoint_path(trial.id)
-        save_checkpoint(model, path)
+        save_checkpoint(model, path, best_weights=best.best_weights())
         if self.checkpoint_dir is not None:
             return
         try:
@@ -251,33 +529,52 @@ class Tuner:
         finally:
             path.unlink(missing_ok=True)
 
-    def _load(self, model: keras.Model, trial_id: str) -> None:
+    def _load(self, model: keras.Model, trial_id: str, *, best: bool = False) -> None:
         """Load a trial's checkpoint into `model`; OSError/RungError when it is not there."""
         path = self.checkpoint_path(trial_id)
         if self.checkpoint_dir is None:
             self.study().download(trial_id, path)
         try:
-            load_checkpoint(model, path)
+            load_checkpoint(model, path, best=best)
         finally:
             if self.checkpoint_dir is None:
                 path.unlink(missing_ok=True)
 
-    def objective_names(self) -> list[str]:
-        objective = self.study().study.objective
-        parts = objective if isinstance(objective, list) else [objective]
-        return [part["name"] for part in parts]
+    def _build(self, hp: HyperParameters) -> keras.Model:
+        model = self.hypermodel.build(hp)
+        if not isinstance(model, keras.Model):
+            raise TypeError(
+                "the model-building function, or HyperModel.build(), must return a Keras "
+                f"Model; it returned {type(model).__name__}"
+            )
+        return model
 
     # -- searching ------------------------------------------------------------------------
     def search(self, *fit_args: Any, **fit_kwargs: Any) -> None:
-        """Run trials until the study is done."""
+        """Run trials until the study is done. Takes what `model.fit` takes; `epochs` and
+        `initial_epoch` are each trial's (Keras Tuner overrides them the same way). Raises
+        RuntimeError when the study has failed (too many trials failed in a row)."""
+        verbose = self.verbose if self.verbose is not None else fit_kwargs.get("verbose", 1)
         handle = self.study()
+        self._raise_if_failed(handle.refresh())
         gc.freeze()  # what exists now lives on: later collections skip it (fast clear_session)
         while (trial := handle.next_trial()) is not None:
             outcome = self.run_trial(trial, *fit_args, **fit_kwargs)
-            if self.verbose:
+            if verbose:
                 self._progress(trial, outcome)
-        if self.verbose:
+        study = handle.refresh()
+        if verbose:
             self._summary(handle.done_reason)
+        self._raise_if_failed(study)
+
+    def _raise_if_failed(self, study: Any) -> None:
+        if study.status == "failed":
+            limit = study.settings.get("max_consecutive_failed_trials")
+            raise RuntimeError(
+                f"Number of consecutive failures exceeded the limit of {limit}.\n"
+                f"{study.reason}\n(study {study.name!r} has failed; fix the cause, then "
+                "tuner.resume() or POST /v1/studies/{id}/resume continues it with its results)"
+            )
 
     def run_trial(self, trial: Trial, *fit_args: Any, **fit_kwargs: Any) -> _Outcome:
         handle = self.study()
@@ -293,26 +590,40 @@ class Tuner:
         outcome = _Outcome()
         token = _current_trial.set(trial)
         fit_s = 0.0
+        objective = self.objective
+        best = KeepBestEpoch(objective)
+        callbacks = list(fit_kwargs.pop("callbacks", None) or [])
+        fit_kwargs.pop("epochs", None)
+        fit_kwargs.pop("initial_epoch", None)
         try:
-            model = self._build(hp)
-            initial_epoch = self._resume(model, trial)
-            callbacks = list(fit_kwargs.pop("callbacks", None) or [])
+            executions: list[Execution] = []
             with handle.session(trial) as session:
-                fit_started = time.perf_counter()
-                history = self._fit(
-                    hp,
-                    model,
-                    *fit_args,
-                    epochs=trial.epochs,
-                    initial_epoch=initial_epoch,
-                    callbacks=[*callbacks, ReportEpochs(session)],
-                    **fit_kwargs,
-                )
-                fit_s = time.perf_counter() - fit_started
+                for execution in range(self.executions_per_trial):
+                    model = self._build(hp)
+                    initial_epoch = self._resume(model, trial)
+                    per_trial = copy_callbacks(callbacks, trial_id=trial.id, execution=execution)
+                    if self.executions_per_trial == 1:
+                        per_trial.append(ReportEpochs(session))
+                    fit_started = time.perf_counter()
+                    result = self.hypermodel.fit(
+                        hp,
+                        model,
+                        *fit_args,
+                        epochs=trial.epochs,
+                        initial_epoch=initial_epoch,
+                        callbacks=[*per_trial, best],
+                        **fit_kwargs,
+                    )
+                    fit_s += time.perf_counter() - fit_started
+                    executions += read_fit_result(result, objective, initial_epoch)
+                    if session.lost.is_set():
+                        break
+                if self.executions_per_trial > 1:
+                    self._report_average(session, executions)
             outcome.lost = session.lost.is_set()
             if not outcome.lost:
-                self._save(model, trial)
-                outcome.told = self._tell(handle, trial, history, hp)
+                self._save(model, trial, best)
+                outcome.told = self._tell(handle, trial, executions, hp, objective)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # the trial failed: report it, keep working
@@ -324,6 +635,17 @@ class Tuner:
         outcome.timing = TrialTiming(trial.id, time.perf_counter() - started, fit_s)
         self.timings.append(outcome.timing)
         return outcome
+
+    @staticmethod
+    def _report_average(session: TrialSession, executions: list[Execution]) -> None:
+        """With several executions, each epoch's metrics averaged over them (the history)."""
+        by_epoch: dict[int, list[dict[str, float]]] = {}
+        for execution in executions:
+            for offset, metrics in enumerate(execution.epochs):
+                by_epoch.setdefault(execution.first_epoch + offset, []).append(metrics)
+        for epoch, per_execution in sorted(by_epoch.items()):
+            if averaged := average(per_execution):
+                session.report(epoch, averaged)
 
     def _resume(self, model: keras.Model, trial: Trial) -> int:
         """The epoch to start from: the parent's, if its checkpoint is at hand."""
@@ -340,36 +662,93 @@ class Tuner:
             return 0
         return trial.initial_epoch
 
-    def _tell(self, handle: StudyHandle, trial: Trial, history: Any, hp: HyperParameters) -> Trial:
-        epochs = getattr(history, "history", {}) or {}
-        names = self.objective_names()
-        finite = [
-            all(math.isfinite(float(v)) for v in values)
-            for values in zip(*(epochs.get(n, []) for n in names), strict=False)
-        ]
-        if not any(finite):
+    def _tell(
+        self,
+        handle: StudyHandle,
+        trial: Trial,
+        executions: list[Execution],
+        hp: HyperParameters,
+        objective: Objective,
+    ) -> Trial:
+        """Keras Tuner's result: the best epoch's metrics, averaged over the executions."""
+        metrics = average([e.best for e in executions])
+        if objective.value(metrics) is None:
+            seen = sorted({name for e in executions for m in [e.best, *e.epochs] for name in m})
+            missing = [name for name in objective.names if name not in metrics]
             return handle.fail(
-                trial, f"objective {', '.join(names)} was NaN or missing in every epoch"
+                trial,
+                f"objective {', '.join(missing)} was not reported or was NaN in every epoch; "
+                f"the metrics reported were: {', '.join(seen) or 'none'}",
             )
-        last = finite_metrics({k: v[-1] for k, v in epochs.items() if v})
-        return handle.tell(trial, last, new_hyperparameters=hp.new_entries)
+        return handle.tell(trial, metrics, new_hyperparameters=hp.new_entries)
 
     # -- results --------------------------------------------------------------------------
     def get_best_hyperparameters(self, num_trials: int = 1) -> list[HyperParameters]:
+        """The hyperparameters of the best `num_trials` trials, best first."""
         handle = self.study()
         handle.refresh()
-        return [HyperParameters(handle.space, t.hyperparameters) for t in handle.best(num_trials)]
+        return [self._hyperparameters(handle, t) for t in handle.best(num_trials)]
+
+    @staticmethod
+    def _hyperparameters(handle: StudyHandle, trial: Trial) -> HyperParameters:
+        """A trial's values, with the defaults of the entries that joined the space after
+        it was sampled (its model was built with them, as in Keras Tuner)."""
+        hp = HyperParameters(handle.space, trial.hyperparameters)
+        hp.ensure_active_values()
+        return hp
 
     def get_best_models(self, num_models: int = 1) -> list[keras.Model]:
-        """The best trials' models, rebuilt and loaded from their checkpoints."""
+        """The best trials' models with their best epoch's weights (Keras Tuner's rule), so
+        each evaluates to its trial's score. The study keeps the checkpoints of its
+        `keep_best_checkpoints` best trials (10 by default with this tuner)."""
         handle = self.study()
+        handle.refresh()
         models = []
         for trial in handle.best(num_models):
             keras.backend.clear_session(free_memory=False)
-            model = self._build(HyperParameters(handle.space, trial.hyperparameters))
-            self._load(model, trial.id)
+            model = self._build(self._hyperparameters(handle, trial))
+            self._load(model, trial.id, best=True)
             models.append(model)
         return models
+
+    def search_space_summary(self, extended: bool = False) -> None:
+        """Print the search space, as Keras Tuner does."""
+        handle = self.study()
+        handle.refresh()
+        space = handle.space
+        print("Search space summary")
+        print(f"Default search space size: {len(space)}")
+        for hp in space:
+            config = hp.to_dict()
+            name, kind = config.pop("name"), config.pop("type")
+            config.setdefault("conditions", [])
+            print(f"{name} ({kind.capitalize()})")
+            print(config)
+
+    def results_summary(self, num_trials: int = 10) -> None:
+        """Print the best trials, as Keras Tuner does."""
+        handle = self.study()
+        print("Results summary")
+        print(f"Results in study {handle.study.name!r} (id {handle.id}) at {self.client.base_url}")
+        print(f"Showing {num_trials} best trials")
+        print(f"{self.objective}")
+        for trial in handle.best(num_trials):
+            print()
+            print(f"Trial {trial.id} summary")
+            print("Hyperparameters:")
+            values = {
+                **trial.hyperparameters,
+                "tuner/epochs": trial.epochs,
+                "tuner/initial_epoch": trial.initial_epoch,
+                "tuner/bracket": trial.bracket,
+                "tuner/round": trial.round,
+            }
+            if trial.parent_trial_id is not None:
+                values["tuner/trial_id"] = trial.parent_trial_id
+            for name, value in values.items():
+                print(f"{name}:", value)
+            if trial.score is not None:
+                print(f"Score: {trial.score}")
 
     # -- output -----------------------------------------------------------------------------
     def _progress(self, trial: Trial, outcome: _Outcome) -> None:

@@ -157,6 +157,32 @@ class StudyCreate(StudySettings):
     name: Name
 
 
+def current_settings(stored: dict[str, Any]) -> dict[str, Any]:
+    """Stored settings read through the current schema: what an older version did not write
+    gets its default now, so a study stays comparable and readable across upgrades."""
+    return StudySettings.model_validate(stored).model_dump(mode="json")
+
+
+def differing_settings(stored: dict[str, Any], requested: dict[str, Any]) -> dict[str, Any]:
+    """{setting: {"stored": …, "requested": …}} for each setting that differs; a search
+    space that differs is named by its first differing hyperparameter."""
+    differences: dict[str, Any] = {}
+    for key in sorted(stored.keys() | requested.keys()):
+        old, new = stored.get(key), requested.get(key)
+        if old == new:
+            continue
+        if key == "hyperparameters":
+            old_by_name = {hp["name"]: hp for hp in old or []}
+            new_by_name = {hp["name"]: hp for hp in new or []}
+            for name in sorted(old_by_name.keys() | new_by_name.keys()):
+                if old_by_name.get(name) != new_by_name.get(name):
+                    old, new = old_by_name.get(name), new_by_name.get(name)
+                    key = f"hyperparameters[{name}]"
+                    break
+        differences[key] = {"stored": old, "requested": new}
+    return differences
+
+
 class RoundProgress(_Out):
     round: int
     size: int
@@ -218,7 +244,7 @@ class Progress(_Out):
     best_trial: Trial | None
 
 
-StudyStatus = Literal["running", "done", "failed"]
+StudyStatus = Literal["running", "done", "failed", "stopped"]
 
 
 class Study(_Out):

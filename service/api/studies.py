@@ -52,6 +52,18 @@ def get_study(study_id: str, ctx: Ctx) -> w.Study:
     return mapping.study(ctx, details.study, details)
 
 
+@router.post("/{study_id}/stop", response_model=w.Study, dependencies=allowed(ADMIN))
+def stop_study(study_id: str, ctx: Ctx) -> w.Study:
+    """No new trials; running trials may still report and tell. Asks answer "done"."""
+    return mapping.study(ctx, studies.stop_study(ctx, study_key(study_id)))
+
+
+@router.post("/{study_id}/resume", response_model=w.Study, dependencies=allowed(ADMIN))
+def resume_study(study_id: str, ctx: Ctx) -> w.Study:
+    """A stopped or failed study runs again, its results kept (409 if it is done)."""
+    return mapping.study(ctx, studies.resume_study(ctx, study_key(study_id)))
+
+
 @router.delete("/{study_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=allowed(ADMIN))
 def delete_study(study_id: str, ctx: Ctx) -> Response:
     studies.delete_study(ctx, study_key(study_id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rung.schemas import current_settings
 from rung.space import SearchSpace
 from service.checkpoints import CheckpointStore
 from service.core.objective import parse_objective
@@ -18,6 +19,7 @@ MAX_CACHED_CONFIGS = 10_000
 
 def build_config(settings: dict[str, Any], space: list[dict[str, Any]]) -> StudyConfig:
     """The scheduler's view of a study's stored settings."""
+    settings = current_settings(settings)
     return StudyConfig(
         schedule=Schedule(
             settings["max_epochs"], settings["factor"], settings["hyperband_iterations"]

@@ -1,5 +1,5 @@
 """Use cases on studies: create (idempotent by name and settings), list, get with progress,
-delete."""
+stop, resume, delete."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from rung.schemas import StudyCreate, to_space
+from rung.schemas import StudyCreate, current_settings, differing_settings, to_space
 from service.core.objective import ObjectiveError, parse_objective
 from service.db import repository as repo
 from service.db.models import BracketRow, StudyRow, TrialMetricRow, TrialRow
@@ -40,10 +40,15 @@ def create_study(ctx: Context, body: StudyCreate) -> tuple[StudyRow, bool]:
     def work(session: Session) -> tuple[StudyRow, bool]:
         existing = repo.study_by_name(session, body.name)
         if existing is not None:
-            if existing.settings != settings:
+            differences = differing_settings(current_settings(existing.settings), settings)
+            if differences:
+                listed = "; ".join(
+                    f"{key}: stored {diff['stored']!r}, requested {diff['requested']!r}"
+                    for key, diff in differences.items()
+                )
                 raise Conflict(
-                    f"a study named {body.name!r} exists with other settings",
-                    details={"study_id": str(existing.id)},
+                    f"a study named {body.name!r} exists with other settings ({listed})",
+                    details={"study_id": str(existing.id), "differences": differences},
                 )
             return existing, False
         seed = body.seed if body.seed is not None else random.randint(1, 10_000)
@@ -91,6 +96,49 @@ def get_study(ctx: Context, study_id: int) -> StudyDetails:
             best=best[0] if best else None,
             best_history=repo.metrics_of(session, [best[0].id])[best[0].id] if best else None,
         )
+
+
+def _with_config(session: Session, study: StudyRow) -> StudyRow:
+    """The study with its settings and space loaded, to be read after the transaction."""
+    loaded = repo.get_study(session, study.id, with_config=True)
+    assert loaded is not None
+    return loaded
+
+
+def stop_study(ctx: Context, study_id: int) -> StudyRow:
+    """No new trials from now on; running trials may still report and tell. Stopping a
+    study that is no longer running changes nothing."""
+
+    def work(session: Session) -> StudyRow:
+        study = repo.lock_study(session, study_id)
+        if study is None:
+            raise NotFound(f"study {study_id} not found")
+        if study.status == "running":
+            repo.change(study, status="stopped", reason="stopped on request")
+        return _with_config(session, study)
+
+    return ctx.db.transaction(work, study=study_id)
+
+
+def resume_study(ctx: Context, study_id: int) -> StudyRow:
+    """A stopped or failed study runs again, its results kept; the count of consecutive
+    failed trials starts over (the limit applies to the failures after the resume)."""
+
+    def work(session: Session) -> StudyRow:
+        study = repo.lock_study(session, study_id)
+        if study is None:
+            raise NotFound(f"study {study_id} not found")
+        if study.status == "done":
+            raise Conflict(
+                f"study {study_id} is done: every bracket of its "
+                f"hyperband_iterations has run; nothing to resume",
+                details={"status": study.status},
+            )
+        if study.status != "running":
+            repo.change(study, status="running", reason=None, consecutive_failures=0)
+        return _with_config(session, study)
+
+    return ctx.db.transaction(work, study=study_id)
 
 
 def delete_study(ctx: Context, study_id: int) -> None:

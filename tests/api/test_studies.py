@@ -1,5 +1,9 @@
-"""Studies over HTTP, in-process, on SQLite and PostgreSQL: create / list / get / delete and
-their error statuses."""
+"""Studies over HTTP, in-process, on SQLite and PostgreSQL: create / list / get / stop /
+resume / delete and their error statuses."""
+
+import json
+
+from sqlalchemy import create_engine, text
 
 from .helpers import SPACE, ask, assert_error, create, study_body, tell
 
@@ -25,6 +29,110 @@ def test_create_with_other_settings_is_409(client):
         "exists with other settings",
     )
     assert error["details"]["study_id"]
+
+
+def test_a_409_names_each_differing_setting_with_both_values(client):
+    create(client)
+    other_space = [dict(SPACE[0], max_value=0.5), *SPACE[1:]]
+    error = assert_error(
+        client.post(
+            "/v1/studies",
+            json=study_body(max_epochs=27, lease_seconds=30, hyperparameters=other_space),
+        ),
+        409,
+        "conflict",
+        "max_epochs: stored 9, requested 27",
+        "lease_seconds: stored 120.0, requested 30.0",
+        "hyperparameters[learning_rate]",
+    )
+    differences = error["details"]["differences"]
+    assert set(differences) == {"max_epochs", "lease_seconds", "hyperparameters[learning_rate]"}
+    assert differences["max_epochs"] == {"stored": 9, "requested": 27}
+    assert differences["hyperparameters[learning_rate]"]["stored"]["max_value"] == 0.1
+    assert differences["hyperparameters[learning_rate]"]["requested"]["max_value"] == 0.5
+
+
+def test_settings_stored_by_an_older_version_are_read_with_todays_defaults(client, settings):
+    """A study created before a setting existed: its stored settings lack it. The same
+    request after the upgrade joins it (200), and the study shows the setting's default."""
+    study = create(client)
+    engine = create_engine(settings.database_url)
+    with engine.begin() as conn:
+        stored = conn.execute(text("SELECT settings FROM studies")).scalar_one()
+        stored = stored if isinstance(stored, dict) else json.loads(stored)
+        del stored["keep_best_checkpoints"], stored["max_collisions"]
+        conn.execute(text("UPDATE studies SET settings = :s"), {"s": json.dumps(stored)})
+    engine.dispose()
+    again = client.post("/v1/studies", json=study_body())
+    assert again.status_code == 200, again.text
+    assert again.json()["settings"]["keep_best_checkpoints"] == 1
+    assert again.json()["settings"]["max_collisions"] == 20
+    assert ask(client, study["id"])["status"] == "run"
+
+
+def test_a_stopped_study_hands_out_nothing_new_and_running_trials_finish(client):
+    study = create(client)
+    running = ask(client, study["id"], "w1")["trial"]
+    stopped = client.post(f"/v1/studies/{study['id']}/stop")
+    assert stopped.status_code == 200 and stopped.json()["status"] == "stopped"
+    assert stopped.json()["reason"] == "stopped on request"
+    answer = ask(client, study["id"], "w2")
+    assert answer["status"] == "done" and answer["reason"] == "stopped on request"
+    assert ask(client, study["id"], "w1")["trial"]["id"] == running["id"]  # still its own
+    told = tell(client, study["id"], running["id"], 0.5, worker="w1")
+    assert told.status_code == 200 and told.json()["status"] == "completed"
+    assert client.post(f"/v1/studies/{study['id']}/stop").json()["status"] == "stopped"
+
+    resumed = client.post(f"/v1/studies/{study['id']}/resume")
+    assert resumed.status_code == 200 and resumed.json()["status"] == "running"
+    assert resumed.json()["reason"] is None
+    assert ask(client, study["id"], "w2")["status"] == "run"
+    progress = client.get(f"/v1/studies/{study['id']}").json()["progress"]
+    assert progress["trials"]["completed"] == 1  # the results kept
+
+
+def test_an_unbounded_study_can_be_stopped(client):
+    study = create(client, hyperband_iterations=None, max_epochs=3)
+    for _ in range(20):
+        trial = ask(client, study["id"])["trial"]
+        assert tell(client, study["id"], trial["id"], 0.5, worker="w1").status_code == 200
+    client.post(f"/v1/studies/{study['id']}/stop")
+    assert ask(client, study["id"])["status"] == "done"
+
+
+def test_a_failed_study_resumes_with_its_results_and_a_fresh_failure_count(client):
+    study = create(client, max_consecutive_failed_trials=2)
+    for _ in range(2):
+        trial = ask(client, study["id"])["trial"]
+        failed = client.post(
+            f"/v1/studies/{study['id']}/trials/{trial['id']}/tell",
+            json={"status": "failed", "error": "a bug", "worker_id": "w1"},
+        )
+        assert failed.status_code == 200
+    answer = ask(client, study["id"])
+    assert answer["status"] == "done" and "2 trials failed in a row" in answer["reason"]
+    assert client.get(f"/v1/studies/{study['id']}").json()["status"] == "failed"
+
+    resumed = client.post(f"/v1/studies/{study['id']}/resume").json()
+    assert resumed["status"] == "running" and resumed["reason"] is None
+    trial = ask(client, study["id"])["trial"]
+    assert trial["id"] == "2"  # the failed trials stay; a new one is handed out
+    failed = client.post(
+        f"/v1/studies/{study['id']}/trials/{trial['id']}/tell",
+        json={"status": "failed", "error": "a bug", "worker_id": "w1"},
+    )
+    assert failed.status_code == 200
+    assert ask(client, study["id"])["status"] == "run"  # one failure since the resume: on
+
+
+def test_resume_of_a_done_study_is_409_and_unknown_studies_are_404(client):
+    study = create(client, max_epochs=1)
+    while (answer := ask(client, study["id"]))["status"] == "run":
+        tell(client, study["id"], answer["trial"]["id"], 0.5, worker="w1")
+    assert answer["status"] == "done"
+    assert_error(client.post(f"/v1/studies/{study['id']}/resume"), 409, "conflict", "is done")
+    for call in ("stop", "resume"):
+        assert_error(client.post(f"/v1/studies/999/{call}"), 404, "not_found")
 
 
 def test_defaults_and_a_random_seed(client):

@@ -216,3 +216,37 @@ def test_workers_that_share_no_directory_resume_through_the_service(tmp_path, sq
     assert kept.status_code == 200
     assert len(list((tmp_path / "server-data" / "checkpoints").rglob("*.ckpt"))) == 1
     assert not (tmp_path / "checkpoints").exists()  # no shared directory was used
+
+
+def test_three_workers_started_at_once_with_a_conditional_space_finish_one_study(tmp_path):
+    """`discover_space` used to fill values at random: each process described another
+    space, and all but one were refused (409). Now every process joins the same study."""
+    job = str(Path(__file__).with_name("conditional_job.py"))
+    with running_server(f"sqlite:///{tmp_path / 'rung.db'}", tmp_path) as server:
+        env = dict(os.environ, OMP_NUM_THREADS="1", KERAS_BACKEND="torch")
+        workers = []
+        for i in range(3):
+            log = open(tmp_path / f"worker-{i}.log", "wb")  # noqa: SIM115 (closed below)
+            workers.append(
+                (
+                    subprocess.Popen(
+                        [sys.executable, job, server.url, f"worker-{i}", "conditional"],
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    ),
+                    log,
+                )
+            )
+        for i, (worker, log) in enumerate(workers):
+            code = worker.wait(timeout=300)
+            log.close()
+            assert code == 0, (tmp_path / f"worker-{i}.log").read_text()[-3000:]
+        http = httpx.Client(base_url=server.url)
+        studies = http.get("/v1/studies").json()["items"]
+        assert [s["name"] for s in studies] == ["conditional"]
+        study = http.get(f"/v1/studies/{studies[0]['id']}").json()
+        assert study["status"] == "done"
+        assert study["progress"]["trials"]["completed"] == Schedule(9, 3).trials_per_iteration()
+        names = {hp["name"] for hp in study["hyperparameters"]}
+        assert {"layers", "units_0", "dropout", "rate", "optimizer", "momentum", "beta_1"} <= names

@@ -252,3 +252,71 @@ def test_a_trial_session_notices_a_lost_lease(sdk):
         time.sleep(0.3)
     assert session.lost.is_set()
     assert sdk.trial(study.id, trial.id).history == []  # w1's report was refused
+
+
+def test_studies_are_found_by_name_stopped_and_resumed(sdk):
+    study = sdk.study("named", hyperparameters=SPACE, objective="val_loss", worker_id="w1")
+    sdk.create_study("other", hyperparameters=SPACE, objective="val_loss")
+    assert [s.name for s in sdk.list_studies(name="named").items] == ["named"]
+    assert sdk.find_study("named").id == study.id and sdk.find_study("nobody") is None
+    assert study.stop().status == "stopped"
+    assert study.next_trial() is None and study.done_reason == "stopped on request"
+    assert study.resume().status == "running"
+    assert study.next_trial() is not None
+
+
+def test_the_async_handle_has_every_call_of_the_sync_one(client, tmp_path):
+    from rung.client import StudyHandle
+
+    public = {name for name in dir(StudyHandle) if not name.startswith("_")}
+    from rung.client import AsyncStudyHandle
+
+    assert public <= {name for name in dir(AsyncStudyHandle) if not name.startswith("_")}
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=client.app)
+        async with AsyncClient("http://testserver", transport=transport) as rung_client:
+            study = await rung_client.study(
+                "async-all", hyperparameters=SPACE, objective="val_loss", worker_id="a"
+            )
+            trial = await study.next_trial()
+            async with study.session(trial) as session:
+                session.report(trial.initial_epoch, {"val_loss": 0.3})
+            assert not session.lost.is_set() and not session.errors
+            (tmp_path / "ckpt").write_bytes(b"weights" * 1000)
+            uploaded = await study.upload(trial, tmp_path / "ckpt")
+            await study.tell(trial, {"val_loss": 0.3})
+            downloaded = await study.download(trial.id, tmp_path / "copy")
+            assert downloaded.sha256 == uploaded.sha256
+            assert (tmp_path / "copy").read_bytes() == (tmp_path / "ckpt").read_bytes()
+            refreshed = await study.refresh()
+            assert refreshed.progress.trials.completed == 1
+            assert (await study.stop()).status == "stopped"
+            assert (await study.resume()).status == "running"
+            assert [s.id for s in (await rung_client.list_studies(name="async-all")).items] == [
+                study.id
+            ]
+            assert (await rung_client.trial(study.id, trial.id)).history[0].metrics == {
+                "val_loss": 0.3
+            }
+
+    asyncio.run(scenario())
+
+
+def test_a_malformed_2xx_body_is_a_protocol_error():
+    transport, _ = scripted(httpx.Response(200, text="<html>a proxy's page</html>"))
+    rung_client, _ = sdk_over(transport)
+    with pytest.raises(errors.ProtocolError, match="not a Study") as raised:
+        rung_client.get_study("1")
+    assert raised.value.status == 200 and isinstance(raised.value, errors.RungError)
+
+
+def test_a_checkpoint_that_never_matches_its_checksum_is_a_checksum_error(tmp_path):
+    corrupted = httpx.Response(200, content=b"bytes", headers={"x-checkpoint-sha256": "0" * 64})
+    transport, calls = scripted(corrupted)
+    rung_client, slept = sdk_over(transport, retry=RetryPolicy(max_attempts=3))
+    with pytest.raises(errors.ChecksumError, match="the server announced"):
+        rung_client.download_checkpoint("1", "2", tmp_path / "ckpt")
+    assert len(calls) == 3 and len(slept) == 2  # downloaded again, then given up
+    assert isinstance(errors.ChecksumError("x"), errors.TransportError)
+    assert not list(tmp_path.iterdir())  # no partial file left

@@ -133,3 +133,30 @@ def test_keras_tuner_argument_errors_are_raised_early():
         assert hp.Int("only_for_y", 1, 2) is None
     with pytest.raises(ValueError, match="inactive"):
         hp.get("only_for_y")
+
+
+def test_discovery_is_the_same_in_every_process():
+    """Loops and conditional scopes together: discovery fills what it must with defaults,
+    never at random, so every worker running the script describes the same study."""
+    import random
+
+    def build(hp):
+        for i in range(hp.Int("layers", 1, 3)):
+            hp.Int(f"units_{i}", 8, 64, step=8)
+        hp.Boolean("dropout")
+        with hp.conditional_scope("dropout", [True]):
+            hp.Float("rate", 0.1, 0.5)
+        kind = hp.Choice("kind", ["a", "b", "c"])
+        with hp.conditional_scope("kind", ["c"]):
+            if kind == "c":
+                for j in range(hp.Int("depth", 2, 4)):
+                    hp.Int(f"width_{j}", 1, 9)
+
+    spaces = []
+    for seed in range(20):
+        random.seed(seed)
+        spaces.append(discover_space(build).to_dicts())
+    assert all(space == spaces[0] for space in spaces)
+    assert [hp["name"] for hp in spaces[0]] == [
+        "layers", "units_0", "dropout", "rate", "kind", "depth", "width_0", "width_1",
+    ]  # fmt: skip

@@ -1,0 +1,73 @@
+"""The two distributions install side by side from a checkout, in a fresh virtual
+environment, in either order: the client (`rung`, in client/) owns the `rung` package and
+command; the server (`rung-service`) depends on it and adds `serve`, `db` and `demo`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*command: object, cwd: Path = ROOT) -> str:
+    done = subprocess.run(
+        [str(c) for c in command], cwd=cwd, capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, f"{command}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def venv(path: Path) -> Path:
+    run(sys.executable, "-m", "venv", path)
+    return path / "bin"
+
+
+def commands(bin_dir: Path) -> set[str]:
+    """The subcommands `rung --help` lists."""
+    text = run(bin_dir / "rung", "--help")
+    listed = text.split("positional arguments:")[1].split("options:")[0]
+    return {
+        line.split()[0]
+        for line in listed.splitlines()[2:]
+        if line.startswith("    ") and not line.startswith("     ")  # not wrapped help
+    }
+
+
+def owners(bin_dir: Path) -> dict[str, list[str]]:
+    """Which distribution ships each top-level package."""
+    script = (
+        "import importlib.metadata as m, json\n"
+        "print(json.dumps({d.metadata['Name']: sorted({f.parts[0] for f in d.files or ()"
+        " if f.suffix == '.py'}) for d in m.distributions()"
+        " if d.metadata['Name'] in ('rung', 'rung-service')}))"
+    )
+    return json.loads(run(bin_dir / "python", "-c", script))
+
+
+def test_client_then_server_then_either_uninstalled(tmp_path):
+    bin_dir = venv(tmp_path / "venv")
+    run(bin_dir / "pip", "install", "-q", "./client")
+    assert commands(bin_dir) == {"worker"}
+    run(bin_dir / "pip", "install", "-q", ".")
+    assert commands(bin_dir) == {"worker", "serve", "db", "demo"}
+    assert owners(bin_dir) == {"rung": ["rung"], "rung-service": ["service"]}
+    assert "usage: rung serve" in run(bin_dir / "rung", "serve", "--help")
+
+    run(bin_dir / "pip", "uninstall", "-y", "-q", "rung-service")
+    assert commands(bin_dir) == {"worker"}  # the client's files are untouched
+    assert "usage: rung worker" in run(bin_dir / "rung", "worker", "--help")
+
+
+def test_server_first_in_one_command_then_the_client_reinstalled(tmp_path):
+    bin_dir = venv(tmp_path / "venv")
+    run(bin_dir / "pip", "install", "-q", ".", "./client")
+    assert commands(bin_dir) == {"worker", "serve", "db", "demo"}
+    run(bin_dir / "pip", "install", "-q", "--force-reinstall", "--no-deps", "./client")
+    assert commands(bin_dir) == {"worker", "serve", "db", "demo"}
+    run(bin_dir / "python", "-c", "import service.app, rung.schemas")
