@@ -320,6 +320,7 @@ class KeepBestEpoch(keras.callbacks.Callback):
         self.best_value: float | None = None
         self.copy: list[np.ndarray] | None = None
         self.best_is_current = False  # the model's weights now are the best epoch's
+        self.more_executions = False  # set while another execution will train a new model
 
     def _keep(self) -> None:
         self.copy = [np.array(w, copy=True) for w in self.model.get_weights()]
@@ -337,11 +338,9 @@ class KeepBestEpoch(keras.callbacks.Callback):
             self.best_is_current = False
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        if self.best_is_current:  # another execution may train a new model next
+        if self.best_is_current and self.more_executions:  # the next one trains a new model
             self._keep()
-
-    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self.best_is_current = False  # a new execution: its model is not the best yet
+            self.best_is_current = False
 
     def best_weights(self) -> list[np.ndarray] | None:
         """The best epoch's weights when they are not the model's current ones."""
@@ -395,8 +394,8 @@ class Tuner:
     script again continues the study. Rung's own: `server`, `token`, `worker_id`,
     `checkpoint_dir` (a directory all workers share; unset: checkpoints go through the
     server), `verbose` (Rung's progress lines; unset: they follow `search(verbose=…)`, as
-    Keras Tuner's output does), and any other study setting (`lease_seconds`, `keep_best_checkpoints`
-    (default 10 here), ...)."""
+    Keras Tuner's output does), and any other study setting (`lease_seconds`,
+    `keep_best_checkpoints` (default 10 here), ...). The reference is docs/keras.md."""
 
     def __init__(
         self,
@@ -557,6 +556,7 @@ class Tuner:
         verbose = self.verbose if self.verbose is not None else fit_kwargs.get("verbose", 1)
         handle = self.study()
         self._raise_if_failed(handle.refresh())
+        self.timings = []  # this search's trials
         gc.freeze()  # what exists now lives on: later collections skip it (fast clear_session)
         while (trial := handle.next_trial()) is not None:
             outcome = self.run_trial(trial, *fit_args, **fit_kwargs)
@@ -602,6 +602,7 @@ class Tuner:
                     model = self._build(hp)
                     initial_epoch = self._resume(model, trial)
                     per_trial = copy_callbacks(callbacks, trial_id=trial.id, execution=execution)
+                    best.more_executions = execution + 1 < self.executions_per_trial
                     if self.executions_per_trial == 1:
                         per_trial.append(ReportEpochs(session))
                     fit_started = time.perf_counter()

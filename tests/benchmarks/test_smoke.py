@@ -22,11 +22,12 @@ DATABASES = "sqlite,postgresql" if POSTGRES_URL else "sqlite"
         ("cluster", "utilisation"),
         ("checkpoints", "peak checkpoints kept"),
         ("instructions", "instructions/request"),
+        ("keras_overhead", "outside fit ms/trial"),
     ],
 )
 def test_benchmark_runs_in_smoke_mode(benchmark, header):
     args = [sys.executable, "-m", f"benchmarks.{benchmark}", "--smoke"]
-    if benchmark not in ("core_decision", "checkpoints"):
+    if benchmark not in ("core_decision", "checkpoints", "keras_overhead"):
         args += ["--databases", DATABASES]
     result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -560,3 +560,29 @@ def test_the_readme_keras_example_runs_as_written(server, tmp_path, monkeypatch)
     with Client(server.url) as client:
         study = client.find_study("mnist")
         assert study is not None and study.status == "done"
+
+
+def test_an_unbounded_search_is_stopped_from_the_tuner(server, tmp_path):
+    ours = rung.keras.Tuner(
+        build_model,
+        objective="val_accuracy",
+        max_epochs=3,
+        hyperband_iterations=None,  # runs without end until stopped
+        project_name=f"unbounded-{next(_names)}",
+        server=server.url,
+        verbose=0,
+    )
+
+    class StopAfterFour(keras.callbacks.Callback):
+        trained = 0  # a class attribute: callbacks are copied per trial
+
+        def on_train_end(self, logs=None):
+            StopAfterFour.trained += 1
+            if StopAfterFour.trained == 4:
+                ours.stop()
+
+    ours.search(X_TRAIN, Y_TRAIN, validation_data=(X_VAL, Y_VAL), callbacks=[StopAfterFour()])
+    study = ours.study().refresh()
+    assert study.status == "stopped" and study.progress.trials.completed == 4
+    ours.resume()
+    assert ours.study().refresh().status == "running"

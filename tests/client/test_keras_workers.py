@@ -145,7 +145,7 @@ def test_a_missing_parent_checkpoint_means_training_from_scratch(client, tmp_pat
     from tests.client import digits_job
 
     monkeypatch.setenv("RUNG_TEST_RECORD", str(tmp_path / "records.jsonl"))
-    monkeypatch.setattr(rung.keras, "save_checkpoint", lambda model, path: None)
+    monkeypatch.setattr(rung.keras, "save_checkpoint", lambda model, path, **_: None)
     sdk = Client("http://testserver", transport=client._transport)
     tuner = rung.keras.Tuner(
         digits_job.build_model,
@@ -196,8 +196,11 @@ def test_workers_that_share_no_directory_resume_through_the_service(tmp_path, sq
         study = http.get("/v1/studies").json()["items"][0]
         trials = all_trials(http, study["id"])
         time.sleep(1.5)  # a collection round after the last tell
-        best = http.get(f"/v1/studies/{study['id']}/best").json()["items"][0]
-        kept = http.get(f"/v1/studies/{study['id']}/trials/{best['id']}/checkpoint")
+        best = http.get(f"/v1/studies/{study['id']}/best", params={"k": 10}).json()["items"]
+        kept = [
+            http.get(f"/v1/studies/{study['id']}/trials/{t['id']}/checkpoint").status_code
+            for t in best
+        ]
     assert all(t["status"] == "completed" for t in trials)
     ended = {r["trial"]: r for r in records(tmp_path) if "final_weights" in r}
     owner = {t["id"]: t["worker_id"] for t in trials}
@@ -212,9 +215,11 @@ def test_workers_that_share_no_directory_resume_through_the_service(tmp_path, sq
         crossed += owner[record["trial"]] != owner[record["parent"]]
     assert crossed > 0, "no trial continued another worker's parent: nothing was shown"
     assert any(t["lost_leases"] == 1 and t["worker_id"] == "worker-1" for t in trials)
-    # only the best trial's checkpoint is kept at the end (keep_best_checkpoints=1)
-    assert kept.status_code == 200
-    assert len(list((tmp_path / "server-data" / "checkpoints").rglob("*.ckpt"))) == 1
+    # only the 10 best trials' checkpoints are kept at the end (the tuner's
+    # keep_best_checkpoints=10, for get_best_models)
+    assert study["settings"]["keep_best_checkpoints"] == 10
+    assert kept == [200] * 10
+    assert len(list((tmp_path / "server-data" / "checkpoints").rglob("*.ckpt"))) == 10
     assert not (tmp_path / "checkpoints").exists()  # no shared directory was used
 
 

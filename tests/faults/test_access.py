@@ -97,6 +97,13 @@ def test_roles(secured):
         403,
         "forbidden",
     )
+    # stopping and resuming a study is an admin's
+    for call in ("stop", "resume"):
+        for token in (WORKER, READER):
+            assert_error(
+                secured.post(f"/v1/studies/{sid}/{call}", headers=bearer(token)), 403, "forbidden"
+            )
+        assert secured.post(f"/v1/studies/{sid}/{call}", headers=bearer(ADMIN)).status_code == 200
     assert secured.delete(f"/v1/studies/{sid}", headers=bearer(ADMIN)).status_code == 204
 
 

@@ -5,6 +5,7 @@ command; the server (`rung-service`) depends on it and adds `serve`, `db` and `d
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,12 +16,21 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(*command: object, cwd: Path = ROOT) -> str:
+def run(*command: object, cwd: Path | None = None) -> str:
     done = subprocess.run(
         [str(c) for c in command], cwd=cwd, capture_output=True, text=True, timeout=900
     )
     assert done.returncode == 0, f"{command}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    """A copy of the checkout's files: building a wheel writes into the source tree."""
+    ignore = shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "__pycache__", "rung-data", ".*_cache"
+    )
+    return Path(shutil.copytree(ROOT, tmp_path / "checkout", ignore=ignore))
 
 
 def venv(path: Path) -> Path:
@@ -50,11 +60,11 @@ def owners(bin_dir: Path) -> dict[str, list[str]]:
     return json.loads(run(bin_dir / "python", "-c", script))
 
 
-def test_client_then_server_then_either_uninstalled(tmp_path):
+def test_client_then_server_then_either_uninstalled(tmp_path, checkout):
     bin_dir = venv(tmp_path / "venv")
-    run(bin_dir / "pip", "install", "-q", "./client")
+    run(bin_dir / "pip", "install", "-q", "./client", cwd=checkout)
     assert commands(bin_dir) == {"worker"}
-    run(bin_dir / "pip", "install", "-q", ".")
+    run(bin_dir / "pip", "install", "-q", ".", cwd=checkout)
     assert commands(bin_dir) == {"worker", "serve", "db", "demo"}
     assert owners(bin_dir) == {"rung": ["rung"], "rung-service": ["service"]}
     assert "usage: rung serve" in run(bin_dir / "rung", "serve", "--help")
@@ -64,10 +74,12 @@ def test_client_then_server_then_either_uninstalled(tmp_path):
     assert "usage: rung worker" in run(bin_dir / "rung", "worker", "--help")
 
 
-def test_server_first_in_one_command_then_the_client_reinstalled(tmp_path):
+def test_server_first_in_one_command_then_the_client_reinstalled(tmp_path, checkout):
     bin_dir = venv(tmp_path / "venv")
-    run(bin_dir / "pip", "install", "-q", ".", "./client")
+    run(bin_dir / "pip", "install", "-q", ".", "./client", cwd=checkout)
     assert commands(bin_dir) == {"worker", "serve", "db", "demo"}
-    run(bin_dir / "pip", "install", "-q", "--force-reinstall", "--no-deps", "./client")
+    run(
+        bin_dir / "pip", "install", "-q", "--force-reinstall", "--no-deps", "./client", cwd=checkout
+    )
     assert commands(bin_dir) == {"worker", "serve", "db", "demo"}
-    run(bin_dir / "python", "-c", "import service.app, rung.schemas")
+    run(bin_dir / "python", "-c", "import service.app, rung.schemas", cwd=tmp_path)
