@@ -44,10 +44,12 @@ def _timed_hypermodel(keras_tuner: Any) -> Any:
     return Timed
 
 
-def one_search(make_tuner: Any, data: dict[str, Any], timed: Any) -> tuple[float, float, int]:
-    """(wall s, fit s, trials) of one search."""
+def one_search(
+    make_tuner: Any, settings: dict[str, Any], data: dict[str, Any], timed: Any
+) -> tuple[float, float, int]:
+    """(wall s, fit s, trials) of one search by `make_tuner(hypermodel, **settings)`."""
     timed.fit_seconds = 0.0
-    tuner = make_tuner(timed())
+    tuner = make_tuner(timed(), **settings)
     started = time.perf_counter()
     tuner.search(**data)
     wall = time.perf_counter() - started
@@ -60,13 +62,10 @@ def tuner_trials(tuner: Any) -> int:
     return len(tuner.client.trials(tuner.study().id, limit=1000).items)
 
 
-def main() -> None:
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--max-epochs", type=int, default=9)
-    args = p.parse_args()
-    rounds, max_epochs = (1, 3) if args.smoke else (args.rounds, args.max_epochs)
-
+def measure(
+    server_url: str, directory: Path, *, rounds: int, max_epochs: int
+) -> dict[str, list[tuple[float, float, int]]]:
+    """Each round, one search with each tuner, in turns."""
     import keras_tuner
 
     import rung.keras
@@ -75,65 +74,52 @@ def main() -> None:
     data = digits.fit_kwargs()
     timed = _timed_hypermodel(keras_tuner)
     results: dict[str, list[tuple[float, float, int]]] = {"Keras Tuner": [], "Rung": []}
-    with tempfile.TemporaryDirectory() as tmp, database("sqlite") as url:
-        with rung_server(url) as server:
-            for round_ in range(rounds):
-                results["Keras Tuner"].append(
-                    one_search(
-                        lambda model, r=round_: keras_tuner.Hyperband(
-                            model,
-                            objective="val_accuracy",
-                            max_epochs=max_epochs,
-                            seed=1,
-                            directory=Path(tmp) / "kt",
-                            project_name=f"round-{r}",
-                        ),
-                        data,
-                        timed,
-                    )
-                )
-                results["Rung"].append(
-                    one_search(
-                        lambda model, r=round_: rung.keras.Tuner(
-                            model,
-                            objective="val_accuracy",
-                            max_epochs=max_epochs,
-                            seed=1,
-                            project_name=f"round-{r}",
-                            server=server.url,
-                            verbose=0,
-                        ),
-                        data,
-                        timed,
-                    )
-                )
-    rows = []
+    for round_ in range(rounds):
+        settings = {"objective": "val_accuracy", "max_epochs": max_epochs, "seed": 1}
+        settings["project_name"] = f"round-{round_}"
+        results["Keras Tuner"].append(
+            one_search(
+                keras_tuner.Hyperband, {**settings, "directory": directory / "kt"}, data, timed
+            )
+        )
+        results["Rung"].append(
+            one_search(
+                rung.keras.Tuner, {**settings, "server": server_url, "verbose": 0}, data, timed
+            )
+        )
+    return results
+
+
+def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--max-epochs", type=int, default=9)
+    args = p.parse_args()
+    rounds, max_epochs = (1, 3) if args.smoke else (args.rounds, args.max_epochs)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        database("sqlite") as url,
+        rung_server(url) as server,
+    ):
+        results = measure(server.url, Path(tmp), rounds=rounds, max_epochs=max_epochs)
+    rows: list[list[object]] = []
+    medians = {}
     for name, runs in results.items():
         per_trial = [(wall - fit) / trials for wall, fit, trials in runs]
+        medians[name] = statistics.median(per_trial)
         rows.append(
             [
                 name,
                 runs[0][2],
                 statistics.median(wall for wall, _, _ in runs),
                 statistics.median(fit for _, fit, _ in runs),
-                statistics.median(per_trial) * 1000,
+                medians[name] * 1000,
                 ", ".join(f"{v * 1000:.0f}" for v in per_trial),
             ]
         )
-    ratio = rows[1][4] / rows[0][4]
-    print(
-        table(
-            [
-                "tuner",
-                "trials",
-                "search wall s",
-                "in fit s",
-                "outside fit ms/trial (median)",
-                "each round",
-            ],
-            rows,
-        )
-    )
+    header = ["tuner", "trials", "search wall s", "in fit s", "outside fit ms/trial (median)"]
+    print(table([*header, "each round"], rows))
+    ratio = medians["Rung"] / medians["Keras Tuner"]
     print(f"\nRung / Keras Tuner, time outside fit per trial: {ratio:.2f}")
 
 
