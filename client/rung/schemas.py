@@ -159,7 +159,12 @@ class StudyCreate(StudySettings):
 
 def current_settings(stored: dict[str, Any]) -> dict[str, Any]:
     """Stored settings read through the current schema: what an older version did not write
-    gets its default now, so a study stays comparable and readable across upgrades."""
+    gets its default now, so a study stays comparable and readable across upgrades. Settings
+    with exactly today's keys were written by this schema and are returned as they are (a
+    study page lists many; validating each costs about 0.3 ms). A version that adds a field
+    to the hyperparameter specs must make this check see it."""
+    if stored.keys() == StudySettings.model_fields.keys():
+        return stored
     return StudySettings.model_validate(stored).model_dump(mode="json")
 
 
