@@ -18,7 +18,7 @@ from service.db import migrate
 from service.db.session import Database
 from service.errors import SchemaOutdated
 from service.metrics import Metrics, RequestTimer
-from service.settings import Settings
+from service.settings import Settings, safe_url
 from service.usecases import checkpoints as checkpoint_usecases
 from service.usecases.context import Context
 
@@ -39,7 +39,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = CheckpointStore(settings.resolved_checkpoint_store())
         store.sweep_partials()
         ctx = app.state.ctx = Context(db=db, store=store, wait_seconds=settings.wait_seconds)
-        log.info("Rung is serving %s (%s)", _safe_url(db), status.message())
+        log.info(
+            "Rung is serving %s (%s)", safe_url(settings.resolved_database_url()), status.message()
+        )
         if not tokens:
             log.warning(
                 "no API tokens are set: every caller has full access "
@@ -84,7 +86,3 @@ async def _collect_checkpoints(ctx: Context, every: float) -> None:
                 log.info("deleted %d checkpoint(s) no longer needed", collected)
         except Exception:  # the next round tries again; never take the server down
             log.exception("checkpoint collection failed")
-
-
-def _safe_url(db: Database) -> str:
-    return db.engine.url.render_as_string(hide_password=True)

@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import Any
 
-from service.settings import Settings
+from service.settings import Settings, safe_url
 
 
 def register_serve(commands: Any) -> None:
@@ -130,7 +130,8 @@ def demo(args: argparse.Namespace) -> int:
     # Several workers on one CPU: without this their thread pools fight (10x slower here).
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.workers)))
     command = [sys.executable, "-m", "rung.cli"]
-    print(f"[demo] starting the server on {url} (database: {settings.resolved_database_url()})")
+    database = safe_url(settings.resolved_database_url())
+    print(f"[demo] starting the server on {url} (database: {database})")
     server = subprocess.Popen([*command, "serve", "--port", str(port)], env=env)
     try:
         with Client(url) as client:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import Field
@@ -49,3 +50,18 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url().startswith("sqlite")
+
+
+_SECRET_PARAMETER = re.compile(r"pass|secret|token|key", re.IGNORECASE)
+
+
+def safe_url(url: str) -> str:
+    """A database URL fit for logs and errors: its password, and the values of query
+    parameters that may hold secrets (`?password=…`, `sslpassword`, …), shown as ***."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    hidden = {name: "***" for name in parsed.query if _SECRET_PARAMETER.search(name)}
+    if hidden:
+        parsed = parsed.update_query_dict(hidden)
+    return parsed.render_as_string(hide_password=True).replace("%2A%2A%2A", "***")

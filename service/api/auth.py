@@ -28,19 +28,25 @@ class Token:
 
 def parse_tokens(spec: str | None) -> list[Token]:
     """`role:token,role:token` -> tokens; a clear error for anything else."""
-    tokens = []
-    for item in (spec or "").split(","):
-        if not item.strip():
-            continue
-        role, sep, secret = item.strip().partition(":")
-        if not sep or role not in ROLES:
+    tokens: list[Token] = []
+    entries = [item.strip() for item in (spec or "").split(",") if item.strip()]
+    for position, item in enumerate(entries, start=1):
+        role, sep, secret = item.partition(":")
+        if not sep or role not in ROLES:  # the entry may be a secret: never echo it
             raise ValueError(
-                f"RUNG_TOKENS: {role!r} is not one of {', '.join(ROLES)} "
-                "(expected role:token pairs separated by commas)"
+                f"RUNG_TOKENS: entry {position} does not start with one of "
+                f"{', '.join(f'{r}:' for r in ROLES)} (expected role:token pairs separated "
+                "by commas)"
             )
         if len(secret) < 8:
             raise ValueError(f"RUNG_TOKENS: the {role} token is shorter than 8 characters")
-        tokens.append(Token(role, hashlib.sha256(secret.encode()).digest()))
+        digest = hashlib.sha256(secret.encode()).digest()
+        if any(hmac.compare_digest(t.digest, digest) for t in tokens):
+            raise ValueError(
+                f"RUNG_TOKENS: entry {position} ({role}) repeats the token of an earlier "
+                "entry; each role needs a token of its own"
+            )
+        tokens.append(Token(role, digest))
     return tokens
 
 

@@ -65,10 +65,12 @@ def trial_key(study_id: str, trial_id: str) -> int:
     return key
 
 
-def cursor_key(cursor: str | None) -> int | None:
+def cursor_key(cursor: str | None, *, digits: int = 18) -> int | None:
+    """A page's cursor: the last key of the page before. `digits` bounds it to what the
+    key's column holds (18 for ids; 9 for trial numbers, a 32-bit column)."""
     if cursor is None:
         return None
-    key = _number(cursor, 18)
+    key = _number(cursor, digits)
     if key is None:
         raise Invalid(f"cursor: {cursor!r} is not a cursor this API returned")
     return key

@@ -92,7 +92,7 @@ def list_trials(
     cursor: Annotated[str | None, Query(max_length=100)] = None,
 ) -> w.Page[w.Trial]:
     items, last = trials.list_trials(
-        ctx, study_key(study_id), status=status, after=cursor_key(cursor), limit=limit
+        ctx, study_key(study_id), status=status, after=cursor_key(cursor, digits=9), limit=limit
     )
     return w.Page[w.Trial](
         items=[mapping.trial(t.trial, t.history) for t in items],

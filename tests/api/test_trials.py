@@ -336,6 +336,13 @@ def test_list_filter_and_best(client):
         "invalid",
         "status",
     )
+    for cursor in ("2147483648", "999999999999999999", "-1"):  # past a 32-bit trial number
+        assert_error(
+            client.get(f"/v1/studies/{sid}/trials", params={"cursor": cursor}),
+            422,
+            "invalid",
+            "cursor",
+        )
     best = client.get(f"/v1/studies/{sid}/best", params={"k": 2}).json()["items"]
     assert [t["score"] for t in best] == [0.1, 0.2]
     assert_error(client.get(f"/v1/studies/{sid}/best", params={"k": 0}), 422, "invalid", "k")

@@ -1,12 +1,17 @@
 """Access control: with tokens configured every call but /healthz needs a bearer token; 401
 without or with an unknown one, 403 for a token without the right. Tokens never reach the
-logs; running without tokens says so once."""
+logs, nor do malformed token lists or database passwords; running without tokens says so
+once."""
 
 import logging
+import os
+import subprocess
+import sys
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
 
 from service.api.auth import parse_tokens, role_of
 from service.app import create_app
@@ -126,12 +131,43 @@ def test_token_parsing_and_matching():
     assert role_of(tokens, WORKER) == "worker" and role_of(tokens, "nope") is None
     assert all(len(t.digest) == 32 for t in tokens)  # only hashes are kept
     for bad, message in [
-        ("root:abcdefghij", "not one of"),
+        ("root:abcdefghij", "entry 1 does not start with one of admin:, worker:, reader:"),
         ("admin:short", "shorter than 8"),
-        ("justatoken", "not one of"),
+        ("admin:abcdefghij,justatoken-a-secret", "entry 2 does not start with one of"),
+        ("admin:same-secret-1,reader:same-secret-1", "entry 2 .reader. repeats the token"),
     ]:
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises(ValueError, match=message) as raised:
             parse_tokens(bad)
+        for secret in ("abcdefghij", "justatoken-a-secret", "same-secret-1"):
+            assert secret not in str(raised.value)  # a malformed entry may be a secret
+
+
+def test_a_malformed_token_list_stops_the_server_without_printing_a_secret(tmp_path):
+    for tokens in ("worker-secret-token-9", "admin:dup-secret-7,worker:dup-secret-7"):
+        env = dict(os.environ, RUNG_TOKENS=tokens, RUNG_DATA_DIR=str(tmp_path))
+        done = subprocess.run(
+            [sys.executable, "-m", "rung.cli", "serve", "--port", "1"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2 and "RUNG_TOKENS" in done.stderr
+        assert "secret" not in done.stdout + done.stderr
+
+
+@pytest.mark.postgres
+def test_a_password_in_the_database_url_never_reaches_the_logs(postgres_database, tmp_path):
+    """PostgreSQL trusts local connections here, so the passwords are ignored but carried."""
+    url = make_url(postgres_database).set(password="netloc-secret-1")
+    url = url.update_query_dict({"password": "query-secret-2"})
+    env = {"RUNG_LOG_LEVEL": "info"}
+    with running_server(url.render_as_string(hide_password=False), tmp_path, env=env) as server:
+        assert httpx.get(server.url + "/readyz").status_code == 200
+        log = server.log_path.read_text()
+    assert "Rung is serving postgresql+psycopg://postgres:***@" in log
+    assert "password=***" in log
+    assert "netloc-secret-1" not in log and "query-secret-2" not in log
 
 
 def test_tokens_never_reach_the_logs(database_url, tmp_path):
