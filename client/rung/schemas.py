@@ -131,7 +131,9 @@ class StudySettings(_Model):
     )
     max_retries_per_trial: Annotated[int, Field(ge=0, le=100)] = 0
     max_consecutive_failed_trials: Annotated[int, Field(ge=1, le=1_000_000)] = 3
-    lease_seconds: Annotated[float, Field(gt=0, le=7 * 86400, allow_inf_nan=False)] = 120.0
+    lease_seconds: Annotated[float, Field(ge=0.1, le=7 * 86400, allow_inf_nan=False)] = Field(
+        120.0, description="how long a trial stays held without a heartbeat (0.1 s to 7 days)"
+    )
     max_lost_leases_per_trial: Annotated[int, Field(ge=0, le=1000)] = Field(
         3, description="how often a trial may lose its lease (a vanished worker) before it fails"
     )
@@ -158,14 +160,16 @@ class StudyCreate(StudySettings):
 
 
 def current_settings(stored: dict[str, Any]) -> dict[str, Any]:
-    """Stored settings read through the current schema: what an older version did not write
-    gets its default now, so a study stays comparable and readable across upgrades. Settings
-    with exactly today's keys were written by this schema and are returned as they are (a
-    study page lists many; validating each costs about 0.3 ms). A version that adds a field
-    to the hyperparameter specs must make this check see it."""
-    if stored.keys() == StudySettings.model_fields.keys():
-        return stored
-    return StudySettings.model_validate(stored).model_dump(mode="json")
+    """Stored settings as the current schema reads them: a setting that did not exist when
+    the study was created gets its default, so a study stays comparable and readable across
+    upgrades. Stored values are kept as they are (they were valid when stored). A version
+    that adds a field to the hyperparameter specs must fill it in here too."""
+    missing = {
+        name: field.get_default(call_default_factory=True)
+        for name, field in StudySettings.model_fields.items()
+        if name not in stored and not field.is_required()
+    }
+    return {**stored, **missing} if missing else stored
 
 
 def differing_settings(stored: dict[str, Any], requested: dict[str, Any]) -> dict[str, Any]:

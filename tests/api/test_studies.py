@@ -164,6 +164,11 @@ def test_invalid_settings_are_422_naming_the_field(client):
             "hyperparameter 'c'",
         ),
         (study_body(lease_seconds=0), "lease_seconds"),
+        (
+            study_body(lease_seconds=5e-324),
+            "lease_seconds: Input should be greater than or equal to 0.1",
+        ),
+        (study_body(lease_seconds=0.05), "lease_seconds"),
         (study_body(name=""), "name"),
         (study_body(name="x" * 201), "name"),
         (study_body(name="bad\x00name"), "control characters"),
