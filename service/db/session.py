@@ -155,10 +155,12 @@ class _Job(Generic[T]):
 
 @dataclass
 class StudyQueue:
-    """Units of work on one study waiting for its turn, and the lock whose holder runs them."""
+    """Units of work on one study waiting for its turn, and the lock whose holder runs them.
+    It exists while some transaction on the study is in flight (`users` counts them)."""
 
     turn: threading.Lock = field(default_factory=threading.Lock)
     jobs: deque[_Job[Any]] = field(default_factory=deque)
+    users: int = 0
 
 
 class Database:
@@ -182,9 +184,20 @@ class Database:
         self._queues: dict[int, StudyQueue] = {}
         self._queues_guard = threading.Lock()
 
-    def study_queue(self, study_id: int) -> StudyQueue:
+    @contextmanager
+    def study_queue(self, study_id: int) -> Iterator[StudyQueue]:
+        """The study's queue while the caller uses it; dropped when nobody does (a request
+        for a study id that does not exist leaves nothing behind)."""
         with self._queues_guard:
-            return self._queues.setdefault(study_id, StudyQueue())
+            queue = self._queues.setdefault(study_id, StudyQueue())
+            queue.users += 1
+        try:
+            yield queue
+        finally:
+            with self._queues_guard:
+                queue.users -= 1
+                if queue.users == 0:
+                    del self._queues[study_id]
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -209,12 +222,13 @@ class Database:
         the changes of those before it, as if run one after the other."""
         if study is None:
             return self._retrying(work, attempts)
-        queue, job = self.study_queue(study), _Job(work)
-        queue.jobs.append(job)
-        with queue.turn:
-            while not job.done:
-                batch = [queue.jobs.popleft() for _ in range(min(MAX_BATCH, len(queue.jobs)))]
-                self._run_batch(batch, attempts)
+        job = _Job(work)
+        with self.study_queue(study) as queue:
+            queue.jobs.append(job)
+            with queue.turn:
+                while not job.done:
+                    batch = [queue.jobs.popleft() for _ in range(min(MAX_BATCH, len(queue.jobs)))]
+                    self._run_batch(batch, attempts)
         return job.outcome()
 
     def _run_batch(self, batch: list[_Job[Any]], attempts: int) -> None:

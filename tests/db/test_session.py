@@ -55,7 +55,6 @@ def run_while_held(db, study_id, works):
 def call_while_held(db, study_id, calls):
     """Start each of `calls` (which run a transaction on the study) on its own thread while
     the study's turn is held, so that they queue in this order; then let them run."""
-    queue = db.study_queue(study_id)
     results: list[object] = [None] * len(calls)
 
     def call(i):
@@ -65,7 +64,7 @@ def call_while_held(db, study_id, calls):
             results[i] = exc
 
     threads = [threading.Thread(target=call, args=(i,)) for i in range(len(calls))]
-    with queue.turn:
+    with db.study_queue(study_id) as queue, queue.turn:
         for i, thread in enumerate(threads):
             thread.start()
             while len(queue.jobs) < i + 1:  # queued in this order
@@ -210,3 +209,19 @@ def test_a_result_is_described_by_its_own_columns(postgres_database):
             assert cursor.description is None
     finally:
         engine.dispose()
+
+
+def test_a_study_queue_lives_only_while_work_on_the_study_is_in_flight(db):
+    """Each study id a request names got a queue that was never dropped: about 1 KB per
+    distinct id, unknown ones included (20k unknown ids: 20 MB)."""
+    study_id, _ = seed_rows(db)
+
+    def missing(session):
+        raise NotFound("no such study")
+
+    for unknown in range(10_000, 12_000):
+        with pytest.raises(NotFound):
+            db.transaction(missing, study=unknown)
+    results = run_while_held(db, study_id, [bump_count(study_id, []) for _ in range(3)])
+    assert results == [0, 1, 2]
+    assert db._queues == {}
