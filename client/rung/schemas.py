@@ -96,7 +96,8 @@ class FixedSpec(_HyperParameterSpec):
 HyperParameterSpec = Annotated[
     IntSpec | FloatSpec | ChoiceSpec | BooleanSpec | FixedSpec, Field(discriminator="type")
 ]
-HyperParameterList = Annotated[list[HyperParameterSpec], Field(max_length=1000)]
+MAX_HYPERPARAMETERS = 1000  # in a study's space, new entries included
+HyperParameterList = Annotated[list[HyperParameterSpec], Field(max_length=MAX_HYPERPARAMETERS)]
 
 
 def to_space(specs: list[Any]) -> SearchSpace:

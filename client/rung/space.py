@@ -50,7 +50,22 @@ def _prob_to_index(prob: float, n: int) -> int:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A finite int or float (NaN and ±inf cannot be sampled, compared or stored as JSON;
+    an int too large for a float cannot be sampled either)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _is_scalar(value: object) -> bool:
+    """A value a hyperparameter can take: a string, a boolean or a finite number."""
+    return isinstance(value, str | bool) or _is_number(value)
+
+
+MAX_GRID = 2**53  # values on a stepped range: beyond this, indexes are not exact in a float
 
 
 @dataclass(frozen=True)
@@ -110,9 +125,9 @@ class _Numerical(HyperParameter):
         super().__post_init__()
         for attr in ("min_value", "max_value"):
             if not _is_number(getattr(self, attr)):
-                raise SpaceError(self.name, f"{attr} must be a number", field=attr)
+                raise SpaceError(self.name, f"{attr} must be a finite number", field=attr)
         if self.step is not None and not _is_number(self.step):
-            raise SpaceError(self.name, "step must be a number", field="step")
+            raise SpaceError(self.name, "step must be a finite number", field="step")
         if self.min_value > self.max_value:
             raise SpaceError(
                 self.name,
@@ -138,14 +153,42 @@ class _Numerical(HyperParameter):
                 )
             if self.step <= 0:
                 raise SpaceError(self.name, f"step must be > 0, found {self.step}", field="step")
+        self._check_representable()
         if self.default_value is not None:
             if not _is_number(self.default_value):
-                raise SpaceError(self.name, "default must be a number", field="default")
+                raise SpaceError(self.name, "default must be a finite number", field="default")
             if not self.min_value <= self.default_value <= self.max_value:
                 raise SpaceError(
                     self.name,
                     f"default {self.default_value} is outside [{self.min_value}, {self.max_value}]",
                     field="default",
+                )
+
+    def _check_representable(self) -> None:
+        """Every value the sampler can draw is a finite float: the range (and, for log
+        sampling, the ratio) fits in a float, and a step leaves at most 2**53 values."""
+        lo, hi = float(self.min_value), float(self.max_value)
+        if not math.isfinite(hi - lo):
+            raise SpaceError(
+                self.name,
+                f"max_value - min_value overflows a float ([{lo}, {hi}] is too wide)",
+                field="max_value",
+            )
+        if self.sampling != "linear" and not math.isfinite(hi / lo):
+            raise SpaceError(
+                self.name,
+                f"max_value / min_value overflows a float ({self.sampling} sampling of "
+                f"[{lo}, {hi}])",
+                field="max_value",
+            )
+        if self.step is not None and self.sampling == "linear":
+            values = (hi - lo) / float(self.step)
+            if not values < MAX_GRID:
+                raise SpaceError(
+                    self.name,
+                    f"step {self.step} is too small: [{lo}, {hi}] would have {values:.3g} "
+                    f"values (at most 2**53)",
+                    field="step",
                 )
 
     def _sample_numerical(self, prob: float, max_value: float) -> float:
@@ -269,9 +312,11 @@ class Choice(HyperParameter):
             raise SpaceError(
                 self.name, f"values must all have one type, found {names}", field="values"
             )
-        if not isinstance(values[0], int | float | str | bool):
+        if not all(_is_scalar(v) for v in values):
             raise SpaceError(
-                self.name, "values must be ints, floats, strings or booleans", field="values"
+                self.name,
+                "values must be strings, booleans or finite numbers",
+                field="values",
             )
         if len(set(values)) != len(values):
             raise SpaceError(self.name, "values must not repeat", field="values")
@@ -339,9 +384,9 @@ class Fixed(HyperParameter):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not isinstance(self.value, int | float | str | bool):
+        if not _is_scalar(self.value):
             raise SpaceError(
-                self.name, "value must be an int, float, string or boolean", field="value"
+                self.name, "value must be a string, a boolean or a finite number", field="value"
             )
 
     @property
@@ -384,10 +429,10 @@ def _condition_from_dict(name: str, data: object) -> Condition:
         values = [values]
     if not isinstance(values, list | tuple) or not values:
         raise SpaceError(name, "parent_values must be a non-empty list", field="conditions")
-    if not all(isinstance(v, int | float | str | bool) for v in values):
+    if not all(_is_scalar(v) for v in values):
         raise SpaceError(
             name,
-            "parent_values must be ints, floats, strings or booleans",
+            "parent_values must be strings, booleans or finite numbers",
             field="conditions",
         )
     return Condition(parent, tuple(values))

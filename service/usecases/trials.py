@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from rung.schemas import ReportRequest, TellRequest
+from rung.schemas import MAX_HYPERPARAMETERS, ReportRequest, TellRequest
 from rung.space import SpaceError, from_dict
 from service.core.outcomes import Completed, RetryLater, judge_run
 from service.core.state import StudyConfig
@@ -177,6 +177,12 @@ def _add_new_entries(
             merged = config.space.merge(new)
         except SpaceError as exc:
             raise Invalid(f"hyperparameters: {exc}") from None
+        if len(merged) > MAX_HYPERPARAMETERS:
+            raise Invalid(
+                f"hyperparameters: {len(new)} new entries would make the study's space "
+                f"{len(merged)} hyperparameters, more than the {MAX_HYPERPARAMETERS} a study "
+                "may have"
+            )
         repo.change(
             study,
             space=merged.to_dicts(),

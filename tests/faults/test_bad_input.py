@@ -8,10 +8,85 @@ from tests.api.helpers import ask, create, study_body
 BIG = "x" * 1_100_000
 
 
+def with_space(*hyperparameters):
+    """A study body with these hyperparameters, as raw JSON (NaN and Infinity literals kept:
+    Python's and many other JSON writers emit them)."""
+    return json.dumps(study_body("bad-space", hyperparameters=list(hyperparameters))).encode()
+
+
+def space_cases(sid, tid):
+    """Search spaces that used to pass and then fail every ask (or be stored as null), and
+    new entries in a tell that used to brick the study for good."""
+    t = f"/v1/studies/{sid}/trials/{tid}"
+    nan, inf = float("nan"), float("inf")
+
+    def real(**fields):
+        return {"type": "float", "name": "a", "min_value": 0, "max_value": 1, **fields}
+
+    bad_specs = [
+        ("NaN min_value", real(min_value=nan), "finite"),
+        ("Infinity max_value", real(max_value=inf), "finite"),
+        ("NaN default", real(default=nan), "finite"),
+        ("Infinity in a choice", {"type": "choice", "name": "a", "values": [1.0, inf]}, "finite"),
+        ("NaN fixed value", {"type": "fixed", "name": "a", "value": nan}, "finite"),
+        ("a range wider than a float", real(min_value=-1e308, max_value=1e308), "overflows"),
+        ("log overflow", real(min_value=1e-200, max_value=1e200, sampling="log"), "overflows"),
+        ("a step leaving too many values", real(step=1e-308), "too small"),
+    ]  # fmt: skip
+    cases = [
+        (f"space: {label}", "POST", "/v1/studies", with_space(spec), 422, "invalid", fragment)
+        for label, spec, fragment in bad_specs
+    ]
+    cases.append(
+        (
+            "space: NaN in a condition's parent_values",
+            "POST",
+            "/v1/studies",
+            with_space(
+                real(name="p"),
+                {
+                    "type": "boolean",
+                    "name": "c",
+                    "conditions": [{"parent_name": "p", "parent_values": [nan]}],
+                },
+            ),
+            422,
+            "invalid",
+            "finite",
+        )
+    )  # fmt: skip
+    brick = {"type": "float", "name": "z", "min_value": 0, "max_value": 1e308, "step": 1e-308}
+    cases.append(
+        (
+            "tell: a new entry whose step leaves 1e316 values (bricked every later ask)",
+            "POST",
+            f"{t}/tell",
+            {"metrics": {"val_loss": 1}, "worker_id": "w1", "hyperparameters": [brick]},
+            422,
+            "invalid",
+            "hyperparameter 'z'",
+        )
+    )
+    many = [{"type": "boolean", "name": f"new_{i}"} for i in range(1000)]
+    cases.append(
+        (
+            "tell: new entries past the 1000 hyperparameters a study may have",
+            "POST",
+            f"{t}/tell",
+            {"metrics": {"val_loss": 1}, "worker_id": "w1", "hyperparameters": many},
+            422,
+            "invalid",
+            "more than the 1000 a study may have",
+        )
+    )
+    return cases
+
+
 def cases(sid, tid, done):
     """(label, method, path, body or raw bytes, status, code, message fragment)"""
     t = f"/v1/studies/{sid}/trials/{tid}"
     return [
+        *space_cases(sid, tid),
         (
             "malformed JSON",
             "POST",
@@ -272,6 +347,7 @@ def test_bad_inputs_get_4xx_naming_the_problem_and_change_nothing(client):
         seen.append(label)
         assert snapshot(client, sid) == before, f"{label} changed the study"
     assert len(seen) == len(cases(sid, tid, done))
+    assert ask(client, sid, "w2")["status"] == "run"  # the study still hands out trials
 
 
 def test_odd_unicode_is_accepted_where_it_is_just_text(client):
