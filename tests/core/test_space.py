@@ -124,7 +124,27 @@ INVALID = [
     ),
     (
         {"type": "float", "name": "f", "min_value": True, "max_value": 4},
-        "'f'.*min_value must be a number",
+        "'f'.*min_value must be a finite number",
+    ),
+    (
+        {"type": "float", "name": "f", "min_value": float("nan"), "max_value": 4},
+        "'f'.*min_value must be a finite number",
+    ),
+    (
+        {"type": "int", "name": "n", "min_value": 0, "max_value": 10**400},
+        "'n'.*max_value must be an integer",
+    ),
+    (
+        {"type": "float", "name": "f", "min_value": -1e308, "max_value": 1e308},
+        "'f'.*max_value - min_value overflows",
+    ),
+    (
+        {"type": "float", "name": "f", "min_value": 1e-200, "max_value": 1e200, "sampling": "log"},
+        "'f'.*max_value / min_value overflows",
+    ),
+    (
+        {"type": "float", "name": "f", "min_value": 0, "max_value": 1e308, "step": 1e-308},
+        "'f'.*step 1e-308 is too small",
     ),
     ({"type": "choice", "name": "c", "values": []}, "'c'.*non-empty list"),
     ({"type": "choice", "name": "c", "values": [1, "a"]}, "'c'.*one type, found int, str"),
@@ -139,7 +159,7 @@ INVALID = [
     ),
     (
         {"type": "choice", "name": "c", "values": [[1], [2]]},
-        "'c'.*ints, floats, strings or booleans",
+        "'c'.*strings, booleans or finite numbers",
     ),
     ({"type": "choice", "name": "c", "values": ["a", "a"]}, "'c'.*must not repeat"),
     ({"type": "boolean", "name": "b", "default": "yes"}, "'b'.*true or false"),
