@@ -16,7 +16,7 @@ from service.api.limits import BodySizeLimit
 from service.checkpoints import CheckpointStore
 from service.db import migrate
 from service.db.session import Database
-from service.errors import SchemaOutdated
+from service.errors import SchemaOutdated, Unavailable
 from service.metrics import Metrics, RequestTimer
 from service.settings import Settings, safe_url
 from service.usecases import checkpoints as checkpoint_usecases
@@ -78,11 +78,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 async def _collect_checkpoints(ctx: Context, every: float) -> None:
     """Delete the checkpoints no study needs any more, every `every` seconds."""
+    unavailable = False  # while the database is unreachable, one line says so
     while True:
         await asyncio.sleep(every)
         try:
             collected = await run_in_threadpool(checkpoint_usecases.collect, ctx)
+            unavailable = False
             if collected:
                 log.info("deleted %d checkpoint(s) no longer needed", collected)
+        except Unavailable as exc:
+            if not unavailable:
+                log.warning("checkpoint collection waits for the database: %s", exc.message)
+            unavailable = True
         except Exception:  # the next round tries again; never take the server down
             log.exception("checkpoint collection failed")

@@ -60,6 +60,13 @@ class TooLarge(RungError):
     code = "too_large"
 
 
+class Unavailable(RungError):
+    """The database cannot be reached (or is too busy) right now: worth retrying later."""
+
+    code = "unavailable"
+    retry_after_s = 5
+
+
 class SchemaOutdated(RungError):
     """The database schema is not the one this server was built for."""
 

@@ -54,17 +54,27 @@ DEFAULT_SERVER = "http://127.0.0.1:8000"
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter: attempt n waits up to min(cap, base * 2**n)."""
+    """Exponential backoff with full jitter: attempt n waits up to min(cap, base * 2**n), at
+    least the server's Retry-After. A call gives up once it has waited `max_wait_s` in all
+    (default: two minutes, so a worker rides out a database or server restart), or after
+    `max_attempts` sends if that is set."""
 
-    max_attempts: int = 8
+    max_attempts: int | None = None
+    max_wait_s: float = 120.0
     base: float = 0.2
     cap: float = 10.0
 
-    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float | None:
-        if attempt + 1 >= self.max_attempts:
+    def delay(
+        self, attempt: int, retry_after: float | None, rng: random.Random, *, waited: float = 0.0
+    ) -> float | None:
+        """How long to wait before send number `attempt + 1`; None: give up."""
+        if self.max_attempts is not None and attempt + 1 >= self.max_attempts:
             return None
-        jittered = rng.uniform(0, min(self.cap, self.base * 2**attempt))
-        return max(jittered, min(retry_after, 300.0)) if retry_after is not None else jittered
+        if waited >= self.max_wait_s:
+            return None
+        jittered = rng.uniform(0, min(self.cap, self.base * 2 ** min(attempt, 60)))
+        delay = max(jittered, min(retry_after, 300.0)) if retry_after is not None else jittered
+        return min(delay, max(0.0, self.max_wait_s - waited) + 0.001)
 
 
 @dataclass(frozen=True)
@@ -328,30 +338,44 @@ class BaseClient:
         return Call("GET", f"/v1/studies/{study_id}/best", Page[Trial], params={"k": k})
 
     # -- answers and retries ------------------------------------------------------------------
-    def _delay_after_error(self, attempt: int, exc: Exception) -> float:
+    def _delay_after_error(self, attempt: int, waited: float, exc: Exception) -> float:
         """How long to wait after a failure to reach the server (or a corrupted download);
-        TransportError once the attempts are used up."""
-        delay = self.retry.delay(attempt, None, self.rng)
+        TransportError once the retry budget is spent."""
+        delay = self.retry.delay(attempt, None, self.rng, waited=waited)
         if delay is None and isinstance(exc, errors.ChecksumError):
             raise exc
         if delay is None:
-            raise errors.TransportError(f"cannot reach {self.base_url}: {exc}") from exc
-        log.info("cannot reach %s (%s); retrying in %.2fs", self.base_url, exc, delay)
+            raise errors.TransportError(
+                f"cannot reach {self.base_url} (gave up after {waited:.0f}s): {exc}"
+            ) from exc
+        self._log_wait(f"cannot reach {self.base_url} ({exc})", delay, waited)
         return delay
 
-    def _delay_after(self, attempt: int, response: httpx.Response) -> float | None:
+    def _delay_after(self, attempt: int, waited: float, response: httpx.Response) -> float | None:
         """None: the answer is final. Else how long to wait before sending again."""
         if response.status_code != 429 and response.status_code < 500:
             return None
-        delay = self.retry.delay(attempt, _retry_after(response), self.rng)
+        delay = self.retry.delay(attempt, _retry_after(response), self.rng, waited=waited)
         if delay is None:
             raise errors.ServerError(
                 f"{response.request.method} {response.request.url.path} answered "
-                f"{response.status_code} {response.text[:200]}",
+                f"{response.status_code} {response.text[:200]} (gave up after {waited:.0f}s)",
                 status=response.status_code,
             )
-        log.info("server answered %s; retrying in %.2fs", response.status_code, delay)
+        self._log_wait(f"the server answered {response.status_code}", delay, waited)
         return delay
+
+    def _log_wait(self, what: str, delay: float, waited: float) -> None:
+        """Brief trouble is logged at INFO; once it has lasted 5 s, each wait at WARNING."""
+        level = logging.WARNING if waited >= 5 else logging.INFO
+        log.log(
+            level,
+            "%s; retrying in %.1fs (waited %.0fs of %.0fs)",
+            what,
+            delay,
+            waited,
+            self.retry.max_wait_s,
+        )
 
     @staticmethod
     def _result(call: Call[T], response: httpx.Response) -> T:
@@ -400,7 +424,7 @@ class Client(BaseClient):
         self.close()
 
     def _send(self, call: Call[T]) -> T:
-        attempt = 0
+        attempt, waited = 0, 0.0
         while True:
             try:
                 with self._http.stream(
@@ -413,15 +437,15 @@ class Client(BaseClient):
                 ) as response:
                     if call.download is None or response.status_code >= 400:
                         response.read()
-                    delay = self._delay_after(attempt, response)
+                    delay = self._delay_after(attempt, waited, response)
                     if delay is None:
                         if call.download is not None and response.status_code < 400:
                             return cast(T, self._save(response, call.download))
                         return self._result(call, response)
             except (httpx.TransportError, errors.ChecksumError) as exc:
-                delay = self._delay_after_error(attempt, exc)
+                delay = self._delay_after_error(attempt, waited, exc)
             self.sleep(delay)
-            attempt += 1
+            attempt, waited = attempt + 1, waited + delay
 
     def _save(self, response: httpx.Response, path: Path) -> CheckpointInfo:
         partial, digest, size = self._partial(path), hashlib.sha256(), 0
@@ -578,7 +602,7 @@ class AsyncClient(BaseClient):
         await self.aclose()
 
     async def _send(self, call: Call[T]) -> T:
-        attempt = 0
+        attempt, waited = 0, 0.0
         while True:
             try:
                 async with self._http.stream(
@@ -591,15 +615,15 @@ class AsyncClient(BaseClient):
                 ) as response:
                     if call.download is None or response.status_code >= 400:
                         await response.aread()
-                    delay = self._delay_after(attempt, response)
+                    delay = self._delay_after(attempt, waited, response)
                     if delay is None:
                         if call.download is not None and response.status_code < 400:
                             return cast(T, await self._save(response, call.download))
                         return self._result(call, response)
             except (httpx.TransportError, errors.ChecksumError) as exc:
-                delay = self._delay_after_error(attempt, exc)
+                delay = self._delay_after_error(attempt, waited, exc)
             await self.sleep(delay)
-            attempt += 1
+            attempt, waited = attempt + 1, waited + delay
 
     async def _save(self, response: httpx.Response, path: Path) -> CheckpointInfo:
         partial, digest, size = self._partial(path), hashlib.sha256(), 0

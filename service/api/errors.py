@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,7 +27,9 @@ STATUS: dict[type[e.RungError], int] = {
     e.Forbidden: 403,
     e.TooLarge: 413,
     e.SchemaOutdated: 503,
+    e.Unavailable: 503,
 }
+OUTAGE_LOG_EVERY_S = 60.0  # while the database stays unreachable, one line this often
 
 
 def status_of(exc: e.RungError) -> int:
@@ -66,19 +69,23 @@ def validation_message(errors: list[dict[str, Any]]) -> tuple[str, str, int]:
 
 
 def install(app: FastAPI) -> None:
+    last_outage_line = [-OUTAGE_LOG_EVERY_S]  # monotonic time of the last outage log line
+
     @app.exception_handler(e.RungError)
     async def _domain(_: Request, exc: e.RungError) -> JSONResponse:
         details = exc.details
         if isinstance(exc, e.AlreadyFinished):
             details = {"trial": mapping.trial(exc.trial).model_dump(mode="json")}
-        challenge = type(exc) is e.Unauthorized
-        return error_response(
-            status_of(exc),
-            exc.code,
-            exc.message,
-            details,
-            headers={"WWW-Authenticate": "Bearer"} if challenge else None,
-        )
+        headers = None
+        if type(exc) is e.Unauthorized:
+            headers = {"WWW-Authenticate": "Bearer"}
+        elif isinstance(exc, e.Unavailable):
+            headers = {"Retry-After": str(exc.retry_after_s)}
+            now = time.monotonic()
+            if now - last_outage_line[0] >= OUTAGE_LOG_EVERY_S:  # one line, not one per call
+                last_outage_line[0] = now
+                log.warning("%s; answering 503 with Retry-After until it is back", exc.message)
+        return error_response(status_of(exc), exc.code, exc.message, details, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

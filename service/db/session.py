@@ -30,8 +30,11 @@ from typing import Any, Generic, TypeVar
 
 import psycopg
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+
+from service.errors import Unavailable
 
 from . import repository
 
@@ -153,6 +156,32 @@ class _Job(Generic[T]):
         return self.result  # type: ignore[return-value]
 
 
+UNREACHABLE = (OperationalError, InterfaceError, PoolTimeout)
+
+
+@contextmanager
+def _unavailable_when_unreachable(*, keep_retryable: bool = False) -> Iterator[None]:
+    """A database that cannot be reached, or a pool with no connection to spare, is
+    `Unavailable` (503 with Retry-After): the caller should try again, not give up. With
+    `keep_retryable`, errors that `transaction` retries itself pass through as they are."""
+    try:
+        yield
+    except UNREACHABLE as exc:
+        if keep_retryable and is_retryable(exc):
+            raise
+        raise unavailable(exc) from exc
+
+
+def unavailable(exc: BaseException) -> Unavailable:
+    reason = getattr(exc, "orig", None) or exc
+    return Unavailable(f"the database cannot be reached: {_first_line(reason)}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 @dataclass
 class StudyQueue:
     """Units of work on one study waiting for its turn, and the lock whose holder runs them.
@@ -201,17 +230,18 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with self._read() as session, session.begin():
+        with _unavailable_when_unreachable(), self._read() as session, session.begin():
             yield session
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        if self._sqlite_lock is None:
-            with self._write() as session, session.begin():
+        with _unavailable_when_unreachable(keep_retryable=True):
+            if self._sqlite_lock is None:
+                with self._write() as session, session.begin():
+                    yield session
+                return
+            with self._sqlite_lock, self._write() as session, session.begin():
                 yield session
-            return
-        with self._sqlite_lock, self._write() as session, session.begin():
-            yield session
 
     def transaction(
         self, work: Callable[[Session], T], *, study: int | None = None, attempts: int = 8
@@ -261,8 +291,10 @@ class Database:
                 with self.write() as session:
                     return work(session)
             except DBAPIError as exc:
-                if not is_retryable(exc) or attempt == attempts - 1:
+                if not is_retryable(exc):
                     raise
+                if attempt == attempts - 1:
+                    raise unavailable(exc) from exc
                 delay = min(0.5, 0.005 * 2**attempt) * (0.5 + random.random())
                 log.info("transient database conflict, retrying in %.3fs: %s", delay, exc.orig)
                 time.sleep(delay)

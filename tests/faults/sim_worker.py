@@ -50,8 +50,9 @@ def run(
     epoch_seconds: float = 0.05,
     study: dict | None = None,
     token: str | None = None,
+    retry: RetryPolicy | None = None,
 ) -> None:
-    retry = RetryPolicy(max_attempts=200, base=0.05, cap=0.5)
+    retry = retry or RetryPolicy(max_attempts=200, base=0.05, cap=0.5)
     with Client(url, retry=retry, token=token, timeout=10) as client:
         handle = client.study(study_name, worker_id=worker_id, **(study or STUDY))
         while (trial := handle.next_trial()) is not None:
