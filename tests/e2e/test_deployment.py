@@ -85,7 +85,18 @@ def test_compose_file_follows_the_compose_specification():
     services = compose()["services"]
     assert {"postgres", "server", "balancer", "worker"} <= set(services)
     assert services["server"]["deploy"]["replicas"] >= 2  # scale-out: stateless replicas
-    assert "server server:8000" in compose()["configs"]["balancer"]["content"]
+    balancer = compose()["configs"]["balancer"]["content"]
+    assert "server server:8000" in balancer
+    # the proxy passes checkpoints as large as the server takes (it capped them at 2 MiB:
+    # real checkpoints got nginx's HTML 413 and promotions trained from scratch)
+    size = re.search(r"client_max_body_size (\d+)([kmg]?);", balancer)
+    assert size is not None
+    scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[size.group(2)]
+    limit = int(services["server"]["environment"].get("RUNG_MAX_CHECKPOINT_BYTES", 0)) or (
+        Settings().max_checkpoint_bytes
+    )
+    assert int(size.group(1)) * scale >= limit
+    assert "proxy_request_buffering off;" in balancer
     for name, service in services.items():
         for dependency in service.get("depends_on", {}):
             assert dependency in services, f"{name} depends on unknown {dependency}"
