@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 
 FIELDS = (
@@ -21,10 +22,21 @@ FIELDS = (
 )
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9_.:/@+-]+")
+
+
+def _value(value: object) -> str:
+    """A field's value as one token: anything but plain characters (a space, `=`, a quote, a
+    line separator…) is written as a JSON string, so that no value can forge fields or
+    lines (worker ids come from clients)."""
+    text = str(value)
+    return text if _PLAIN.fullmatch(text) else json.dumps(text)
+
+
 class KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
-        extras = [f"{k}={getattr(record, k)}" for k in FIELDS if hasattr(record, k)]
+        extras = [f"{k}={_value(getattr(record, k))}" for k in FIELDS if hasattr(record, k)]
         return " ".join([text, *extras])
 
 

@@ -63,6 +63,22 @@ def test_json_logs_carry_study_and_trial_ids(database_url, tmp_path):
     assert all({"time", "level", "logger", "message"} <= set(e) for e in lines)
 
 
+def test_text_logs_quote_values_so_a_worker_id_cannot_forge_fields_or_lines(database_url, tmp_path):
+    forged = "gpu-1 status=done study_id=666\u2028forged=1"
+    env = {"RUNG_LOG_LEVEL": "info"}
+    with running_server(database_url, tmp_path, env=env) as server:
+        with httpx.Client(base_url=server.url) as http:
+            sid = http.post("/v1/studies", json=study_body()).json()["id"]
+            assert (
+                http.post(f"/v1/studies/{sid}/ask", json={"worker_id": forged}).status_code == 200
+            )
+        log = server.log_path.read_text(encoding="utf-8")
+    (line,) = [line for line in log.split("\n") if " ask " in line and "worker_id=" in line]
+    assert f"worker_id={json.dumps(forged)}" in line
+    assert "\u2028" not in log  # written escaped: the line is not split
+    assert f"study_id={sid} " in line and "study_id=666 " not in line
+
+
 def hold_the_database(url, study_id):
     """Block the server's transactions on this study until the returned release is called."""
     if url.startswith("sqlite"):
