@@ -159,17 +159,13 @@ class _Job(Generic[T]):
 UNREACHABLE = (OperationalError, InterfaceError, PoolTimeout)
 
 
-@contextmanager
-def _unavailable_when_unreachable(*, keep_retryable: bool = False) -> Iterator[None]:
+def _raise_unavailable(exc: DBAPIError | PoolTimeout, *, keep_retryable: bool) -> None:
     """A database that cannot be reached, or a pool with no connection to spare, is
     `Unavailable` (503 with Retry-After): the caller should try again, not give up. With
-    `keep_retryable`, errors that `transaction` retries itself pass through as they are."""
-    try:
-        yield
-    except UNREACHABLE as exc:
-        if keep_retryable and is_retryable(exc):
-            raise
-        raise unavailable(exc) from exc
+    `keep_retryable`, errors that `transaction` retries itself are left as they are."""
+    if keep_retryable and is_retryable(exc):
+        return
+    raise unavailable(exc) from exc
 
 
 def unavailable(exc: BaseException) -> Unavailable:
@@ -217,31 +213,45 @@ class Database:
     def study_queue(self, study_id: int) -> Iterator[StudyQueue]:
         """The study's queue while the caller uses it; dropped when nobody does (a request
         for a study id that does not exist leaves nothing behind)."""
-        with self._queues_guard:
-            queue = self._queues.setdefault(study_id, StudyQueue())
-            queue.users += 1
+        queue = self._join_queue(study_id)
         try:
             yield queue
         finally:
-            with self._queues_guard:
-                queue.users -= 1
-                if queue.users == 0:
-                    del self._queues[study_id]
+            self._leave_queue(study_id, queue)
+
+    def _join_queue(self, study_id: int) -> StudyQueue:
+        with self._queues_guard:
+            queue = self._queues.setdefault(study_id, StudyQueue())
+            queue.users += 1
+            return queue
+
+    def _leave_queue(self, study_id: int, queue: StudyQueue) -> None:
+        with self._queues_guard:
+            queue.users -= 1
+            if queue.users == 0:
+                del self._queues[study_id]
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with _unavailable_when_unreachable(), self._read() as session, session.begin():
-            yield session
+        try:
+            with self._read() as session, session.begin():
+                yield session
+        except UNREACHABLE as exc:
+            _raise_unavailable(exc, keep_retryable=False)
+            raise
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        with _unavailable_when_unreachable(keep_retryable=True):
+        try:
             if self._sqlite_lock is None:
                 with self._write() as session, session.begin():
                     yield session
                 return
             with self._sqlite_lock, self._write() as session, session.begin():
                 yield session
+        except UNREACHABLE as exc:
+            _raise_unavailable(exc, keep_retryable=True)
+            raise
 
     def transaction(
         self, work: Callable[[Session], T], *, study: int | None = None, attempts: int = 8
@@ -253,12 +263,15 @@ class Database:
         if study is None:
             return self._retrying(work, attempts)
         job = _Job(work)
-        with self.study_queue(study) as queue:
+        queue = self._join_queue(study)  # not study_queue(): a context manager costs more
+        try:
             queue.jobs.append(job)
             with queue.turn:
                 while not job.done:
                     batch = [queue.jobs.popleft() for _ in range(min(MAX_BATCH, len(queue.jobs)))]
                     self._run_batch(batch, attempts)
+        finally:
+            self._leave_queue(study, queue)
         return job.outcome()
 
     def _run_batch(self, batch: list[_Job[Any]], attempts: int) -> None:
