@@ -442,7 +442,7 @@ class Client(BaseClient):
                         if call.download is not None and response.status_code < 400:
                             return cast(T, self._save(response, call.download))
                         return self._result(call, response)
-            except (httpx.TransportError, errors.ChecksumError) as exc:
+            except (httpx.RequestError, errors.ChecksumError) as exc:
                 delay = self._delay_after_error(attempt, waited, exc)
             self.sleep(delay)
             attempt, waited = attempt + 1, waited + delay
@@ -620,7 +620,7 @@ class AsyncClient(BaseClient):
                         if call.download is not None and response.status_code < 400:
                             return cast(T, await self._save(response, call.download))
                         return self._result(call, response)
-            except (httpx.TransportError, errors.ChecksumError) as exc:
+            except (httpx.RequestError, errors.ChecksumError) as exc:
                 delay = self._delay_after_error(attempt, waited, exc)
             await self.sleep(delay)
             attempt, waited = attempt + 1, waited + delay

@@ -148,6 +148,13 @@ def test_retries_give_up_with_the_right_error():
     with pytest.raises(errors.TransportError, match="cannot reach"):
         rung_client.ask("1", "w")
     assert len(calls) == 4 and len(slept) == 3
+    # httpx's other request errors (a broken content encoding, redirect loops) are in the
+    # tree too, not httpx's own exceptions
+    for raised in (httpx.DecodingError("bad gzip"), httpx.TooManyRedirects("loop")):
+        transport, calls = scripted(raised)
+        rung_client, _ = sdk_over(transport, retry=RetryPolicy(max_attempts=2))
+        with pytest.raises(errors.TransportError, match="cannot reach"):
+            rung_client.ask("1", "w")
     transport, calls = scripted(httpx.Response(500, text="boom"))
     rung_client, _ = sdk_over(transport, retry=RetryPolicy(max_attempts=3))
     with pytest.raises(errors.ServerError) as failed:
