@@ -11,7 +11,6 @@ building a trial's model are "new entries"; they are reported to the server with
 from __future__ import annotations
 
 import contextlib
-import random
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -213,13 +212,13 @@ class HyperParameters:
         except (KeyError, ValueError):
             return False
 
-    def ensure_active_values(self, rng: random.Random | None = None) -> None:
-        """Drop the values of inactive hyperparameters; give missing active ones a value:
-        drawn with `rng`, or their default without one."""
+    def ensure_active_values(self) -> None:
+        """Drop the values of inactive hyperparameters; give missing active ones their
+        default (Keras Tuner draws them at random: the same script must describe the same
+        space in every process)."""
         for hp in self._space:
             if hp.is_active(self.values):
-                if hp.name not in self.values:
-                    self.values[hp.name] = hp.prob_to_value(rng.random()) if rng else hp.default
+                self.values.setdefault(hp.name, hp.default)
             else:
                 self.values.pop(hp.name, None)
 

@@ -429,8 +429,7 @@ class Tuner:
         if executions_per_trial < 1:
             raise ValueError(f"executions_per_trial must be at least 1, got {executions_per_trial}")
         self.hypermodel = as_hypermodel(hypermodel)
-        self.project_name = study or project_name or "untitled_project"
-        self.study_name = self.project_name
+        self.project_name = study or project_name or "untitled_project"  # the study's name
         self.directory = Path(directory or ".")
         self.executions_per_trial = executions_per_trial
         study_settings.setdefault("keep_best_checkpoints", DEFAULT_KEEP_BEST_CHECKPOINTS)
@@ -474,7 +473,7 @@ class Tuner:
 
     def _overwrite(self) -> None:
         """Keras Tuner's `overwrite=True`: the study and this project's local files go."""
-        existing = self.client.find_study(self.study_name)
+        existing = self.client.find_study(self.project_name)
         if existing is not None:
             self.client.delete_study(existing.id)
         shutil.rmtree(self.project_dir, ignore_errors=True)
@@ -489,7 +488,7 @@ class Tuner:
             else:
                 space = self.known or HyperParameters()
             self.handle = self.client.study(
-                self.study_name,
+                self.project_name,
                 hyperparameters=space,
                 worker_id=self.worker_id,
                 **self.settings,

@@ -159,16 +159,9 @@ class _Job(Generic[T]):
 UNREACHABLE = (OperationalError, InterfaceError, PoolTimeout)
 
 
-def _raise_unavailable(exc: DBAPIError | PoolTimeout, *, keep_retryable: bool) -> None:
-    """A database that cannot be reached, or a pool with no connection to spare, is
-    `Unavailable` (503 with Retry-After): the caller should try again, not give up. With
-    `keep_retryable`, errors that `transaction` retries itself are left as they are."""
-    if keep_retryable and is_retryable(exc):
-        return
-    raise unavailable(exc) from exc
-
-
 def unavailable(exc: BaseException) -> Unavailable:
+    """A database that cannot be reached, or a pool with no connection to spare, is
+    `Unavailable` (503 with Retry-After): the caller should try again, not give up."""
     reason = getattr(exc, "orig", None) or exc
     return Unavailable(f"the database cannot be reached: {_first_line(reason)}")
 
@@ -209,23 +202,15 @@ class Database:
         self._queues: dict[int, StudyQueue] = {}
         self._queues_guard = threading.Lock()
 
-    @contextmanager
-    def study_queue(self, study_id: int) -> Iterator[StudyQueue]:
-        """The study's queue while the caller uses it; dropped when nobody does (a request
-        for a study id that does not exist leaves nothing behind)."""
-        queue = self._join_queue(study_id)
-        try:
-            yield queue
-        finally:
-            self._leave_queue(study_id, queue)
-
-    def _join_queue(self, study_id: int) -> StudyQueue:
+    def join_study_queue(self, study_id: int) -> StudyQueue:
+        """The study's queue, held until `leave_study_queue`; it exists only while somebody
+        holds it (a request for a study id that does not exist leaves nothing behind)."""
         with self._queues_guard:
             queue = self._queues.setdefault(study_id, StudyQueue())
             queue.users += 1
             return queue
 
-    def _leave_queue(self, study_id: int, queue: StudyQueue) -> None:
+    def leave_study_queue(self, study_id: int, queue: StudyQueue) -> None:
         with self._queues_guard:
             queue.users -= 1
             if queue.users == 0:
@@ -237,8 +222,7 @@ class Database:
             with self._read() as session, session.begin():
                 yield session
         except UNREACHABLE as exc:
-            _raise_unavailable(exc, keep_retryable=False)
-            raise
+            raise unavailable(exc) from exc
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -250,8 +234,9 @@ class Database:
             with self._sqlite_lock, self._write() as session, session.begin():
                 yield session
         except UNREACHABLE as exc:
-            _raise_unavailable(exc, keep_retryable=True)
-            raise
+            if is_retryable(exc):  # `transaction` retries these itself
+                raise
+            raise unavailable(exc) from exc
 
     def transaction(
         self, work: Callable[[Session], T], *, study: int | None = None, attempts: int = 8
@@ -263,7 +248,7 @@ class Database:
         if study is None:
             return self._retrying(work, attempts)
         job = _Job(work)
-        queue = self._join_queue(study)  # not study_queue(): a context manager costs more
+        queue = self.join_study_queue(study)
         try:
             queue.jobs.append(job)
             with queue.turn:
@@ -271,7 +256,7 @@ class Database:
                     batch = [queue.jobs.popleft() for _ in range(min(MAX_BATCH, len(queue.jobs)))]
                     self._run_batch(batch, attempts)
         finally:
-            self._leave_queue(study, queue)
+            self.leave_study_queue(study, queue)
         return job.outcome()
 
     def _run_batch(self, batch: list[_Job[Any]], attempts: int) -> None:

@@ -64,11 +64,15 @@ def call_while_held(db, study_id, calls):
             results[i] = exc
 
     threads = [threading.Thread(target=call, args=(i,)) for i in range(len(calls))]
-    with db.study_queue(study_id) as queue, queue.turn:
-        for i, thread in enumerate(threads):
-            thread.start()
-            while len(queue.jobs) < i + 1:  # queued in this order
-                threading.Event().wait(0.001)
+    queue = db.join_study_queue(study_id)
+    try:
+        with queue.turn:
+            for i, thread in enumerate(threads):
+                thread.start()
+                while len(queue.jobs) < i + 1:  # queued in this order
+                    threading.Event().wait(0.001)
+    finally:
+        db.leave_study_queue(study_id, queue)
     for thread in threads:
         thread.join(timeout=30)
     return results
