@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -37,8 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             db.dispose()
             raise SchemaOutdated(status.message())
         store = CheckpointStore(settings.resolved_checkpoint_store())
-        store.sweep_partials()
         ctx = app.state.ctx = Context(db=db, store=store, wait_seconds=settings.wait_seconds)
+        await run_in_threadpool(_sweep, ctx, settings.checkpoint_orphan_seconds)
         log.info(
             "Rung is serving %s (%s)", safe_url(settings.resolved_database_url()), status.message()
         )
@@ -47,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "no API tokens are set: every caller has full access "
                 "(set RUNG_TOKENS to require them)"
             )
-        collector = asyncio.create_task(_collect_checkpoints(ctx, settings.checkpoint_gc_seconds))
+        collector = asyncio.create_task(_tidy_checkpoints(ctx, settings))
         try:
             yield
         finally:
@@ -76,19 +77,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-async def _collect_checkpoints(ctx: Context, every: float) -> None:
-    """Delete the checkpoints no study needs any more, every `every` seconds."""
-    unavailable = False  # while the database is unreachable, one line says so
+async def _tidy_checkpoints(ctx: Context, settings: Settings) -> None:
+    """Delete the checkpoints no study needs any more every `checkpoint_gc_seconds`, and
+    the files nothing references every `checkpoint_orphan_seconds`."""
+    paused = False  # while the database or the store fails, one line says so
+    last_sweep = time.monotonic()
     while True:
-        await asyncio.sleep(every)
+        await asyncio.sleep(settings.checkpoint_gc_seconds)
         try:
             collected = await run_in_threadpool(checkpoint_usecases.collect, ctx)
-            unavailable = False
             if collected:
                 log.info("deleted %d checkpoint(s) no longer needed", collected)
+            if time.monotonic() - last_sweep >= settings.checkpoint_orphan_seconds:
+                last_sweep = time.monotonic()
+                await run_in_threadpool(_sweep, ctx, settings.checkpoint_orphan_seconds)
+            paused = False
         except Unavailable as exc:
-            if not unavailable:
-                log.warning("checkpoint collection waits for the database: %s", exc.message)
-            unavailable = True
+            if not paused:
+                log.warning("checkpoint collection is paused: %s", exc.message)
+            paused = True
         except Exception:  # the next round tries again; never take the server down
             log.exception("checkpoint collection failed")
+
+
+def _sweep(ctx: Context, older_than_s: float) -> None:
+    swept = checkpoint_usecases.sweep(ctx, older_than_s)
+    if swept:
+        log.warning("deleted %d file(s) in the checkpoint store that nothing referenced", swept)

@@ -3,7 +3,9 @@ store fsspec reaches (`s3://bucket/prefix`, `gs://…`, with the user's s3fs/gcs
 
 An upload is streamed to `<name>.partial` and renamed when complete and verified; only then
 does the database point to it, so a crash mid-upload never leaves a partial checkpoint
-visible (the `.partial` debris is swept at start)."""
+visible. What a crash leaves behind (a `.partial`, or a file renamed into place whose
+recording never committed) is found by `old_files` and swept by the use case that knows
+which files are referenced. A failing store raises `StoreUnavailable`."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from typing import Any
 import fsspec
 from starlette.concurrency import run_in_threadpool
 
-from service.errors import Invalid, TooLarge
+from service.errors import Invalid, StoreUnavailable, TooLarge
 
 log = logging.getLogger("rung.checkpoints")
 CHUNK = 1 << 20
@@ -55,9 +57,10 @@ class CheckpointStore:
         client sent differs. Nothing is left behind when it fails."""
         location = f"study-{study_id}/trial-{number}-{uuid.uuid4().hex}.ckpt"
         partial = self._path(location) + PARTIAL
-        self.fs.makedirs(self._path(f"study-{study_id}"), exist_ok=True)
         digest, size = hashlib.sha256(), 0
-        f = await run_in_threadpool(self.fs.open, partial, "wb")
+        with _failing_store("write", location):
+            self.fs.makedirs(self._path(f"study-{study_id}"), exist_ok=True)
+            f = await run_in_threadpool(self.fs.open, partial, "wb")
         try:
             async for chunk in chunks:
                 size += len(chunk)
@@ -75,36 +78,46 @@ class CheckpointStore:
                     f"{digest.hexdigest()}, not {sha256}"
                 )
             await run_in_threadpool(self.fs.mv, partial, self._path(location))
-        except BaseException:
+        except BaseException as exc:
             f.close()
-            await run_in_threadpool(self._remove, partial)
+            with contextlib.suppress(StoreUnavailable):  # if it stays, the sweep takes it
+                await run_in_threadpool(self.delete, location + PARTIAL)
+            if isinstance(exc, OSError):
+                raise _store_error("write", location, exc) from exc
             raise
         return Stored(location, size, digest.hexdigest())
 
     def read(self, location: str) -> Iterator[bytes]:
-        with self.fs.open(self._path(location), "rb") as f:
-            while chunk := f.read(CHUNK):
-                yield chunk
+        """The file's bytes in chunks. It is opened now: a missing file raises
+        FileNotFoundError before any byte (or header) is sent."""
+        with _failing_store("read", location, missing_ok=False):
+            f = self.fs.open(self._path(location), "rb")
+
+        def chunks() -> Iterator[bytes]:
+            with f:
+                while chunk := f.read(CHUNK):
+                    yield chunk
+
+        return chunks()
 
     def delete(self, location: str) -> None:
-        self._remove(self._path(location))
-
-    def _remove(self, path: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.fs.rm(path)
+        """Delete a file; one already gone is not an error."""
+        with _failing_store("delete", location):
+            self.fs.rm(self._path(location))
 
     def count(self) -> int:
         """Complete checkpoints in the store (for tests and operators)."""
         return sum(1 for path in self.fs.find(self.root) if path.endswith(".ckpt"))
 
-    def sweep_partials(self, older_than_s: float = 3600.0) -> int:
-        """Remove the debris of uploads cut short by a crash."""
-        removed = 0
-        for path in self.fs.find(self.root):
-            if path.endswith(PARTIAL) and self._age(path) > older_than_s:
-                self._remove(path)
-                removed += 1
-        return removed
+    def old_files(self, older_than_s: float) -> list[str]:
+        """The locations of the files (`.partial`s included) last written more than
+        `older_than_s` ago."""
+        with _failing_store("list", self.root):
+            return [
+                path.removeprefix(self.root + "/")
+                for path in self.fs.find(self.root)
+                if self._age(path) > older_than_s
+            ]
 
     def _age(self, path: str) -> float:
         info: dict[str, Any] = self.fs.info(path)
@@ -112,3 +125,20 @@ class CheckpointStore:
         return time.time() - (
             modified.timestamp() if hasattr(modified, "timestamp") else float(modified)
         )
+
+
+def _store_error(action: str, location: str, exc: OSError) -> StoreUnavailable:
+    return StoreUnavailable(f"the checkpoint store cannot {action} {location}: {exc}")
+
+
+@contextlib.contextmanager
+def _failing_store(action: str, location: str, *, missing_ok: bool = True) -> Iterator[None]:
+    """Map the store's OSErrors to StoreUnavailable (a missing file is fine, or re-raised
+    as FileNotFoundError when the caller must know)."""
+    try:
+        yield
+    except FileNotFoundError:
+        if not missing_ok:
+            raise
+    except OSError as exc:
+        raise _store_error(action, location, exc) from exc

@@ -67,6 +67,13 @@ class Unavailable(RungError):
     retry_after_s = 5
 
 
+class StoreUnavailable(Unavailable):
+    """The checkpoint store failed to write, read or delete a file; nothing that depends on
+    it was recorded or dropped, so the call can be tried again."""
+
+    code = "store_unavailable"
+
+
 class SchemaOutdated(RungError):
     """The database schema is not the one this server was built for."""
 

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     checkpoint_gc_seconds: float = Field(
         5.0, gt=0, description="how often checkpoints no longer needed are deleted"
     )
+    checkpoint_orphan_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="files in the checkpoint store that no checkpoint points to (a crash's "
+        "debris) are deleted once this old; the sweep runs at start and this often",
+    )
 
     def resolved_checkpoint_store(self) -> str:
         return self.checkpoint_store or str((self.data_dir / "checkpoints").resolve())

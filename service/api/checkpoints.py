@@ -72,10 +72,9 @@ async def upload_checkpoint(
 )
 def download_checkpoint(study_id: str, trial_id: str, ctx: Ctx) -> StreamingResponse:
     """The trial's checkpoint; its SHA-256 is in the X-Checkpoint-SHA256 header."""
-    found = checkpoints.find(ctx, study_key(study_id), trial_key(study_id, trial_id))
-    assert ctx.store is not None
+    found, chunks = checkpoints.read(ctx, study_key(study_id), trial_key(study_id, trial_id))
     return StreamingResponse(
-        ctx.store.read(found.location),
+        chunks,
         media_type="application/octet-stream",
         headers={"X-Checkpoint-SHA256": found.sha256, "Content-Length": str(found.size)},
     )

@@ -565,5 +565,15 @@ def checkpoint_locations(session: Session, study_id: int) -> Sequence[str]:
     return session.scalars(stmt).all()
 
 
+def referenced_locations(session: Session, locations: Sequence[str]) -> set[str]:
+    """Those of `locations` that a checkpoint row points to."""
+    found: set[str] = set()
+    for start in range(0, len(locations), 500):
+        chunk = locations[start : start + 500]
+        stmt = select(CheckpointRow.location).where(CheckpointRow.location.in_(chunk))
+        found.update(session.scalars(stmt))
+    return found
+
+
 def delete_checkpoints(session: Session, checkpoint_ids: Sequence[int]) -> None:
     session.execute(delete(CheckpointRow).where(CheckpointRow.id.in_(checkpoint_ids)))

@@ -142,15 +142,16 @@ def resume_study(ctx: Context, study_id: int) -> StudyRow:
 
 
 def delete_study(ctx: Context, study_id: int) -> None:
-    """Delete the study with its brackets, trials, metrics and checkpoints."""
+    """Delete the study with its brackets, trials, metrics and checkpoints. The files go
+    first, in the transaction: if the store fails, the study is kept and the call can be
+    made again."""
 
-    def work(session: Session) -> list[str]:
+    def work(session: Session) -> None:
         if repo.lock_study(session, study_id) is None:
             raise NotFound(f"study {study_id} not found")
-        locations = list(repo.checkpoint_locations(session, study_id))
-        repo.delete_study(session, study_id)
-        return locations
-
-    for location in ctx.db.transaction(work, study=study_id):
         if ctx.store is not None:
-            ctx.store.delete(location)
+            for location in repo.checkpoint_locations(session, study_id):
+                ctx.store.delete(location)
+        repo.delete_study(session, study_id)
+
+    ctx.db.transaction(work, study=study_id)
