@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api import checkpoints, errors, health, studies, trials
 from service.api.auth import parse_tokens
+from service.api.hosts import AllowedHosts, allowed_hosts
 from service.api.limits import BodySizeLimit
 from service.checkpoints import CheckpointStore
 from service.db import migrate
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         summary="Keras Tuner's Hyperband as a service: ask for a trial, tell its result.",
         lifespan=lifespan,
+        redirect_slashes=False,  # a redirect would name the caller's Host back to it
     )
     app.state.settings = settings
     app.state.tokens = tokens
@@ -74,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestTimer, metrics=app.state.metrics)
     # checkpoint uploads have their own, larger limit (RUNG_MAX_CHECKPOINT_BYTES)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, exempt=("/checkpoint",))
+    hosts = allowed_hosts(settings.allowed_hosts, has_tokens=bool(tokens), bind_host=settings.host)
+    app.add_middleware(AllowedHosts, patterns=hosts)  # last added: runs first
     return app
 
 

@@ -29,6 +29,7 @@ def serve(args: argparse.Namespace) -> int:
     from service.db import migrate
     from service.db.session import make_engine
     from service.logs import configure_logging
+    from service.protocol import bounded_http
 
     overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v}
     settings = Settings(**overrides)
@@ -58,6 +59,7 @@ def serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         log_config=None,
         timeout_graceful_shutdown=30,
+        http=bounded_http(settings.max_header_bytes, settings.header_timeout_seconds),
     )
     return 0
 

@@ -26,9 +26,20 @@ class Settings(BaseSettings):
         "reader. Unset: no authorization (embedded, local use).",
         repr=False,
     )
+    allowed_hosts: str | None = Field(
+        None,
+        description="Host names the server answers to, comma-separated (`*.example.com`, "
+        "`*`); unset: any with tokens, else only local names and the address it binds",
+    )
     db_pool_size: int = Field(20, ge=1, le=1000)
     wait_seconds: float = Field(
         1.0, gt=0, description="retry-after hint of a 'wait' answer (workers add jitter)"
+    )
+    max_header_bytes: int = Field(
+        64 * 1024, ge=1024, description="largest request head (request line and headers)"
+    )
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="time a client has to send a request's head"
     )
     max_body_bytes: int = Field(1_000_000, ge=1024, description="largest JSON body accepted")
     checkpoint_store: str | None = Field(

@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 POSTGRES_URL = os.environ.get("RUNG_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("RUNG_TEST_REQUIRE_POSTGRES") == "1"
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+LOCAL = "http://localhost"  # a server without tokens answers only to local Host names
 TABLES = ("checkpoints", "trial_metrics", "trials", "brackets", "studies")
 
 
@@ -124,5 +125,5 @@ def client(settings):
 
     from service.app import create_app
 
-    with TestClient(create_app(settings)) as test_client:
+    with TestClient(create_app(settings), base_url=LOCAL) as test_client:
         yield test_client

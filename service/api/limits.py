@@ -1,5 +1,6 @@
 """A pure ASGI middleware that refuses request bodies over a size limit with 413, whether
-the client sent Content-Length or streamed the body in chunks."""
+the client sent Content-Length or streamed the body in chunks; and `send_error`, the error
+envelope for middleware that answers before the app."""
 
 from __future__ import annotations
 
@@ -54,23 +55,30 @@ class BodySizeLimit:
                 await self._refuse(send)
 
     async def _refuse(self, send: Any) -> None:
-        body = json.dumps(
-            {
-                "error": {
-                    "code": "too_large",
-                    "message": f"body: larger than the limit of {self.max_bytes} bytes",
-                    "details": {"max_bytes": self.max_bytes},
-                }
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+        await send_error(
+            send,
+            413,
+            "too_large",
+            f"body: larger than the limit of {self.max_bytes} bytes",
+            {"max_bytes": self.max_bytes},
         )
-        await send({"type": "http.response.body", "body": body})
+
+
+def error_body(code: str, message: str, details: Any = None) -> bytes:
+    """The API's error envelope, `{"error": {"code", "message", "details"}}`, as JSON."""
+    return json.dumps({"error": {"code": code, "message": message, "details": details}}).encode()
+
+
+async def send_error(send: Any, status: int, code: str, message: str, details: Any = None) -> None:
+    body = error_body(code, message, details)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.usecases import checkpoints
 from tests.api.helpers import ask, assert_error, create, tell
+from tests.conftest import LOCAL
 from tests.servers import running_server
 
 
@@ -79,7 +80,7 @@ def test_limits_hash_and_who_may_upload(client, settings):
 
 def test_size_limit(settings):
     small = settings.model_copy(update={"max_checkpoint_bytes": 1000})
-    with TestClient(create_app(small)) as client:
+    with TestClient(create_app(small), base_url=LOCAL) as client:
         sid = create(client)["id"]
         tid = ask(client, sid, "w1")["trial"]["id"]
         assert_error(put(client, sid, tid, b"x" * 1001), 413, "too_large", "larger than")
@@ -98,7 +99,7 @@ def test_size_limit(settings):
 def test_garbage_collection_over_a_whole_iteration(settings):
     """Every trial uploads; at the end only the best `keep_best_checkpoints` remain, and
     while the iteration runs the parents of running promoted trials are kept."""
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url=LOCAL) as client:
         sid = create(client, max_epochs=9, keep_best_checkpoints=2)["id"]
         ctx = client.app.state.ctx
         peak = 0

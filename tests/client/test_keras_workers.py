@@ -146,7 +146,7 @@ def test_a_missing_parent_checkpoint_means_training_from_scratch(client, tmp_pat
 
     monkeypatch.setenv("RUNG_TEST_RECORD", str(tmp_path / "records.jsonl"))
     monkeypatch.setattr(rung.keras, "save_checkpoint", lambda model, path, **_: None)
-    sdk = Client("http://testserver", transport=client._transport)
+    sdk = Client("http://localhost", transport=client._transport)
     tuner = rung.keras.Tuner(
         digits_job.build_model,
         objective="val_accuracy",

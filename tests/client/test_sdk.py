@@ -17,7 +17,7 @@ from tests.api.helpers import SPACE
 @pytest.fixture
 def sdk(client):
     """A rung.Client whose transport is the in-process app (the TestClient's)."""
-    with Client("http://testserver", transport=client._transport) as rung_client:
+    with Client("http://localhost", transport=client._transport) as rung_client:
         rung_client.sleep = lambda _: None
         yield rung_client
 
@@ -45,7 +45,7 @@ def test_a_study_runs_to_the_end_through_the_sdk(sdk):
 def test_async_client_in_process(client):
     async def scenario():
         transport = httpx.ASGITransport(app=client.app)
-        async with AsyncClient("http://testserver", transport=transport) as rung_client:
+        async with AsyncClient("http://localhost", transport=transport) as rung_client:
             study = await rung_client.study(
                 "async", hyperparameters=SPACE, objective="val_loss", max_epochs=3, worker_id="a"
             )
@@ -282,7 +282,7 @@ def test_the_async_handle_has_every_call_of_the_sync_one(client, tmp_path):
 
     async def scenario():
         transport = httpx.ASGITransport(app=client.app)
-        async with AsyncClient("http://testserver", transport=transport) as rung_client:
+        async with AsyncClient("http://localhost", transport=transport) as rung_client:
             study = await rung_client.study(
                 "async-all", hyperparameters=SPACE, objective="val_loss", worker_id="a"
             )

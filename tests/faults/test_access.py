@@ -116,10 +116,10 @@ def test_a_worker_joins_a_study_an_admin_created(secured):
     from rung import Client
     from rung.errors import ForbiddenError
 
-    with Client("http://testserver", transport=secured._transport, token=WORKER) as worker:
+    with Client("http://localhost", transport=secured._transport, token=WORKER) as worker:
         with pytest.raises(ForbiddenError, match="does not exist and this token may not create"):
             worker.study("later", objective="val_loss")
-        with Client("http://testserver", transport=secured._transport, token=ADMIN) as admin:
+        with Client("http://localhost", transport=secured._transport, token=ADMIN) as admin:
             admin.study("later", objective="val_loss", max_epochs=3)
         handle = worker.study("later", objective="val_loss", max_epochs=3)
         assert handle.next_trial() is not None
@@ -184,9 +184,60 @@ def test_tokens_never_reach_the_logs(database_url, tmp_path):
 
 
 def test_without_tokens_one_line_says_so(settings, caplog):
-    with caplog.at_level(logging.WARNING, logger="rung"), TestClient(create_app(settings)):
+    with (
+        caplog.at_level(logging.WARNING, logger="rung"),
+        TestClient(create_app(settings)),
+    ):
         pass
     lines = [r.getMessage() for r in caplog.records if "no API tokens" in r.getMessage()]
     assert lines == [
         "no API tokens are set: every caller has full access (set RUNG_TOKENS to require them)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("localhost", True),
+        ("localhost:8000", True),
+        ("127.0.0.1:8000", True),
+        ("[::1]:8000", True),
+        ("LOCALHOST", True),
+        ("rebinding.attacker.example", False),
+        ("rebinding.attacker.example:8000", False),
+        ("127.0.0.1.attacker.example", False),
+        ("", False),
+    ],
+)
+def test_without_tokens_only_local_host_names_are_answered(client, host, allowed):
+    """A page on another site that rebinds its name to 127.0.0.1 reaches a tokenless server
+    with its own name in Host: it is refused before any work."""
+    response = client.get("/v1/studies", headers={"Host": host})
+    if allowed:
+        assert response.status_code == 200, response.text
+    else:
+        assert_error(response, 400, "host_not_allowed", "RUNG_ALLOWED_HOSTS")
+
+
+def test_allowed_hosts_setting_and_tokens(settings):
+    patterns = "rung.internal,*.example.com"
+    with TestClient(
+        create_app(settings.model_copy(update={"allowed_hosts": patterns})),
+        base_url="http://rung.internal",
+    ) as client:
+        for host, status in [
+            ("rung.internal", 200),
+            ("a.example.com:443", 200),
+            ("example.com.evil", 400),
+            ("localhost", 400),  # the setting replaces the default
+        ]:
+            assert client.get("/v1/studies", headers={"Host": host}).status_code == status, host
+    with TestClient(create_app(settings.model_copy(update={"tokens": TOKENS}))) as client:
+        got = client.get("/v1/studies", headers={"Host": "any.name", **bearer(READER)})
+        assert got.status_code == 200  # with tokens, any Host unless the setting narrows it
+
+
+def test_a_trailing_slash_is_not_redirected_to_the_callers_host(client):
+    response = client.get("/v1/studies/", headers={"Host": "localhost:1"}, follow_redirects=False)
+    assert response.status_code == 404
+    assert "location" not in response.headers

@@ -19,6 +19,7 @@ from service.errors import StoreUnavailable
 from service.usecases import checkpoints
 from tests.api.helpers import ask, assert_error, create, tell
 from tests.api.test_checkpoints import path_of, put, raw_put
+from tests.conftest import LOCAL
 from tests.servers import running_server
 
 
@@ -32,7 +33,7 @@ def test_the_collector_never_deletes_a_checkpoint_a_tell_just_made_the_best(
     the study's lock. The told trial becomes the study's best: its checkpoint must survive
     this collection and the next."""
     quiet = settings.model_copy(update={"checkpoint_gc_seconds": 3600})  # collect by hand
-    with TestClient(create_app(quiet)) as client:
+    with TestClient(create_app(quiet), base_url=LOCAL) as client:
         ctx = client.app.state.ctx
         sid = create(client, max_epochs=1, hyperband_iterations=3)["id"]  # 3 one-trial brackets
         _run_trials(client, sid, 2)  # the best so far, and one whose checkpoint can go
@@ -81,7 +82,7 @@ def _run_trials(client, sid, n):
 def test_a_failing_store_leaves_rows_to_retry_and_no_orphan(settings, monkeypatch):
     """While the store cannot delete, neither the collector nor DELETE drops a row whose file
     is still there; once it can, both finish the job."""
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url=LOCAL) as client:
         store = client.app.state.ctx.store
         root = Path(store.root)
         sid = create(client, max_epochs=1, hyperband_iterations=3, keep_best_checkpoints=1)["id"]
