@@ -39,9 +39,16 @@ class Sampled:
     seed_state: int
 
 
+# Values drawn in one call at most: Keras Tuner's bound is a count of collisions only, so a
+# large `max_collisions` over a large space could keep an ask drawing for minutes. The
+# default (20 collisions) reaches this only with more than 4,700 hyperparameters.
+MAX_DRAWN_VALUES = 100_000
+
+
 @dataclass(frozen=True)
 class Exhausted:
-    """More than `max_collisions` draws in a row were configurations tried before."""
+    """More than `max_collisions` draws in a row, or draws of more than MAX_DRAWN_VALUES
+    values in all, were configurations tried before."""
 
     seed_state: int
 
@@ -54,12 +61,13 @@ def sample_new(
     max_collisions: int,
 ) -> Sampled | Exhausted:
     """Draw until a configuration not tried before in the study comes up."""
-    collisions = 0
+    collisions = drawn = 0
     while True:
         values, seed_state = sample_values(space, seed_state)
         digest = values_hash(values)
         if not is_tried(digest):
             return Sampled(values, digest, seed_state)
         collisions += 1
-        if collisions > max_collisions:
+        drawn += len(values) or 1
+        if collisions > max_collisions or drawn > MAX_DRAWN_VALUES:
             return Exhausted(seed_state)

@@ -379,6 +379,14 @@ _TRIAL_DEFAULTS = {
 }
 
 
+def is_tried(session: Session, study_id: int, values_hash: str) -> bool:
+    """Whether the study has a trial with this configuration (the unique index answers)."""
+    stmt = select(
+        exists().where(TrialRow.study_id == study_id, TrialRow.values_hash == values_hash)
+    )
+    return bool(session.scalar(stmt))
+
+
 def has_running(session: Session, study_id: int) -> bool:
     return session.scalars(_HAS_RUNNING, {"study_id": study_id}).first() is not None
 

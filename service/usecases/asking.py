@@ -35,7 +35,9 @@ class SqlStudyView:
     """The core's read-only view of a study: the rows read with the study's lock, and
     indexed look-ups in this transaction. Whether a configuration was tried before is
     answered by the unique (study, values_hash) constraint when the trial is inserted; the
-    view remembers the ones that collided, and the ask is decided again (see `ask`)."""
+    view remembers the ones that collided, and the ask is decided again (see `ask`). From
+    then on the view looks each new draw up, so that the decision made again finds every
+    further collision itself: an ask takes two decisions at most, not one per collision."""
 
     def __init__(self, session: Session, study: StudyRow, brackets: list[BracketRow]):
         self.session, self.study = session, study
@@ -72,7 +74,14 @@ class SqlStudyView:
         return None if trial_id is None else TrialRef(trial_id)
 
     def is_tried(self, values_hash: str) -> bool:
-        return values_hash in self.collided
+        if values_hash in self.collided:
+            return True
+        if not self.collided:  # no collision yet: the insert's constraint will say
+            return False
+        if repo.is_tried(self.session, self.study.id, values_hash):
+            self.collided.add(values_hash)
+            return True
+        return False
 
     def has_running(self) -> bool:
         return repo.has_running(self.session, self.study.id)

@@ -361,3 +361,32 @@ def test_odd_unicode_is_accepted_where_it_is_just_text(client):
     trial = ask(client, study["id"], worker)["trial"]
     assert trial["worker_id"] == worker
     assert json.dumps(trial)  # round-trips as JSON
+
+
+def test_max_collisions_at_its_maximum_is_bounded_by_work(client, monkeypatch):
+    """A two-configuration space with `max_collisions` at its maximum: the ask after both
+    were tried draws a bounded number of values and answers, and the study carries on."""
+    from service.core import sampler
+
+    sid = create(
+        client,
+        hyperparameters=[{"type": "boolean", "name": "b"}],
+        max_collisions=100_000,
+    )["id"]
+    for worker in ("w1", "w2"):
+        assert ask(client, sid, worker)["status"] == "run"
+    draws = 0
+    sample_values = sampler.sample_values
+
+    def counted(*args, **kwargs):
+        nonlocal draws
+        draws += 1
+        if draws > 10 * sampler.MAX_DRAWN_VALUES:
+            raise RuntimeError("the ask keeps drawing")
+        return sample_values(*args, **kwargs)
+
+    monkeypatch.setattr(sampler, "sample_values", counted)
+    third = ask(client, sid, "w3")
+    assert third["status"] == "wait"  # nothing new to start: wait for the two to finish
+    assert draws <= sampler.MAX_DRAWN_VALUES + 2  # one decision's draws, then one more look
+    assert client.get(f"/v1/studies/{sid}").json()["status"] == "running"
