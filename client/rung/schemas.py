@@ -122,7 +122,7 @@ class StudySettings(_Model):
 
     hyperparameters: HyperParameterList = []
     objective: ObjectiveInput
-    max_epochs: Annotated[int, Field(ge=1, le=1_000_000)] = 100
+    max_epochs: Annotated[int, Field(ge=1, le=100_000)] = 100
     factor: Annotated[int, Field(ge=2, le=1000)] = 3
     hyperband_iterations: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
         1, description="how many times to run all brackets; null runs them without end"

@@ -23,7 +23,7 @@ from service.core.outcomes import Completed, RetryLater, judge_run
 from service.core.state import StudyConfig
 from service.db import repository as repo
 from service.db.models import StudyRow, TrialMetricRow, TrialRow, utcnow
-from service.errors import AlreadyFinished, Invalid, LeaseLost, NotFound, NotRunning
+from service.errors import AlreadyFinished, Invalid, LeaseLost, NotFound, NotRunning, TooLarge
 
 from .context import Context
 from .lifecycle import complete, fail, lease_until, put_back
@@ -36,8 +36,23 @@ class TrialDetails:
     history: Sequence[TrialMetricRow] | None = None
 
 
+# A trial's stored history is bounded in bytes: each epoch may take its share of
+# HISTORY_BYTES over the trial's epochs (never less than EPOCH_BYTES_FLOOR), so a trial's
+# history stays under max(HISTORY_BYTES, epochs × EPOCH_BYTES_FLOOR): 25 MiB at most with
+# max_epochs ≤ 100,000, 4 MiB for trials of up to 16,384 epochs.
+HISTORY_BYTES = 4 << 20
+EPOCH_BYTES_FLOOR = 256
+# A page of trials stops growing past this (it always holds at least one trial).
+PAGE_BYTES = 16 << 20
+
+
+def epoch_bytes_limit(trial: TrialRow) -> int:
+    return max(HISTORY_BYTES // max(1, trial.epochs - trial.initial_epoch), EPOCH_BYTES_FLOOR)
+
+
 def report(ctx: Context, study_id: int, number: int, body: ReportRequest) -> TrialRow:
     """Store one epoch's metrics and renew the lease."""
+    size = len(json.dumps(body.metrics))
 
     def work(session: Session) -> TrialRow:
         study = find_study(session, study_id)
@@ -47,6 +62,13 @@ def report(ctx: Context, study_id: int, number: int, body: ReportRequest) -> Tri
             raise Invalid(
                 f"epoch: {body.epoch} is outside this trial's budget "
                 f"[{trial.initial_epoch}, {trial.epochs}) (0-based, as Keras counts)"
+            )
+        if size > (limit := epoch_bytes_limit(trial)):
+            raise Invalid(
+                f"metrics: {size} bytes for one epoch, more than this trial's share of the "
+                f"{HISTORY_BYTES}-byte history limit ({limit} bytes per epoch over its "
+                f"{trial.epochs - trial.initial_epoch} epochs); report fewer or shorter metrics",
+                details={"max_bytes": limit},
             )
         repo.upsert_metrics(session, trial.id, body.epoch, body.metrics)
         config = ctx.config(study)
@@ -203,15 +225,16 @@ def get_trial(ctx: Context, study_id: int, number: int) -> TrialDetails:
 def list_trials(
     ctx: Context, study_id: int, *, status: str | None, after: int | None, limit: int
 ) -> tuple[list[TrialDetails], int | None]:
+    """A page of at most `limit` trials and PAGE_BYTES, and the cursor of the next one."""
     with ctx.db.read() as session:
         find_study(session, study_id)
         rows = list(
             repo.list_trials(session, study_id, status=status, after=after, limit=limit + 1)
         )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        history = repo.metrics_of(session, [t.id for t in rows])
-        return [TrialDetails(t, history[t.id]) for t in rows], (rows[-1].number if more else None)
+        history = repo.metrics_of(session, [t.id for t in rows[:limit]])
+        page = _fitting([TrialDetails(t, history[t.id]) for t in rows[:limit]])
+        more = len(page) < len(rows)
+        return page, (page[-1].trial.number if more else None)
 
 
 def best_trials(ctx: Context, study_id: int, k: int) -> list[TrialDetails]:
@@ -219,4 +242,33 @@ def best_trials(ctx: Context, study_id: int, k: int) -> list[TrialDetails]:
         find_study(session, study_id)
         rows = repo.best_trials(session, study_id, k)
         history = repo.metrics_of(session, [t.id for t in rows])
-        return [TrialDetails(t, history[t.id]) for t in rows]
+        found = [TrialDetails(t, history[t.id]) for t in rows]
+    page = _fitting(found)
+    if len(page) < len(found):
+        raise TooLarge(
+            f"k: the {len(found)} best trials with their histories are larger than the "
+            f"page limit of {PAGE_BYTES} bytes; the best {len(page)} fit",
+            details={"max_bytes": PAGE_BYTES, "fitting": len(page)},
+        )
+    return page
+
+
+def _fitting(trials: list[TrialDetails]) -> list[TrialDetails]:
+    """The first trials whose JSON takes PAGE_BYTES at most (the first one always)."""
+    total = 0
+    for count, details in enumerate(trials):
+        total += _json_size(details)
+        if total > PAGE_BYTES and count > 0:
+            return trials[:count]
+    return trials
+
+
+def _json_size(details: TrialDetails) -> int:
+    """About how many bytes a trial takes in a page: its fixed fields, and 32 per value."""
+
+    def size(mapping: dict | None) -> int:
+        return sum(len(str(k)) + len(str(v)) + 32 for k, v in (mapping or {}).items())
+
+    trial = details.trial
+    fixed = 1024 + len(trial.error or "") + size(trial.values) + size(trial.metrics)
+    return fixed + sum(64 + size(row.metrics) for row in details.history or ())
