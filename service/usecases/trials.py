@@ -1,7 +1,7 @@
 """Use cases on one trial: report an epoch, heartbeat, tell the result; and reading trials.
 
 Tell, for a trial in each state (the late-tell rule is documented in the README):
-- running, held by the teller (or told anonymously): the result is taken;
+- running, held by the teller: the result is taken (told without a worker_id: 422);
 - running, held by another worker (its lease expired and it was offered again): 409 lease_lost;
 - pending after its worker lost the lease, told by that worker: taken, as if on time;
 - finished, or pending after a failed run: the same payload again is answered with the
@@ -114,7 +114,7 @@ def tell(ctx: Context, study_id: int, number: int, body: TellRequest) -> TrialRo
         late = (
             trial.status == "pending"
             and trial.worker_id is not None
-            and (body.worker_id is None or body.worker_id == trial.worker_id)
+            and body.worker_id == trial.worker_id
         )
         if trial.status != "running" and not late:
             if trial.tell_digest == digest:

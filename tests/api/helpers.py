@@ -43,8 +43,15 @@ def ask(client, study_id: str, worker: str = "w1") -> dict[str, Any]:
     return response.json()
 
 
+def holder(client, study_id: str, trial_id: str) -> str | None:
+    """The worker holding the trial (None when nobody does)."""
+    return client.get(f"/v1/studies/{study_id}/trials/{trial_id}").json().get("worker_id")
+
+
 def tell(client, study_id: str, trial_id: str, value: float, worker: str | None = None):
+    """Tell the trial's result as `worker`, by default as the worker holding it."""
     body: dict[str, Any] = {"metrics": {"val_loss": value}}
+    worker = worker or holder(client, study_id, trial_id)
     if worker:
         body["worker_id"] = worker
     return client.post(f"/v1/studies/{study_id}/trials/{trial_id}/tell", json=body)

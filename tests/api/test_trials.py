@@ -85,7 +85,7 @@ def test_report_stores_history_and_renews_the_lease(client):
     for epoch, loss in ((0, 0.9), (0, 0.8)):  # the same epoch again overwrites it
         response = client.post(
             trial_path(sid, trial["id"], "report"),
-            json={"epoch": epoch, "metrics": {"val_loss": loss, "loss": 1.0}},
+            json={"epoch": epoch, "metrics": {"val_loss": loss, "loss": 1.0}, "worker_id": "w1"},
         )
         assert response.status_code == 200
     assert response.json()["lease_expires_at"] > before
@@ -98,27 +98,33 @@ def test_report_errors(client):
     trial = ask(client, sid, "w1")["trial"]  # round 0 of bracket 2: epochs [0, 1)
     path = trial_path(sid, trial["id"], "report")
     assert_error(
-        client.post(path, json={"epoch": 1, "metrics": {"val_loss": 1}}),
+        client.post(path, json={"epoch": 1, "metrics": {"val_loss": 1}, "worker_id": "w1"}),
         422,
         "invalid",
         "epoch: 1 is outside this trial's budget [0, 1)",
     )
     assert_error(
-        client.post(path, json={"epoch": -1, "metrics": {"val_loss": 1}}), 422, "invalid", "epoch"
+        client.post(path, json={"epoch": -1, "metrics": {"val_loss": 1}, "worker_id": "w1"}),
+        422,
+        "invalid",
+        "epoch",
     )
     assert_error(
-        client.post(path, json={"epoch": 0.5, "metrics": {"val_loss": 1}}), 422, "invalid", "epoch"
+        client.post(path, json={"epoch": 0.5, "metrics": {"val_loss": 1}, "worker_id": "w1"}),
+        422,
+        "invalid",
+        "epoch",
     )
-    assert_error(client.post(path, json={"epoch": 0}), 422, "invalid", "metrics")
+    assert_error(client.post(path, json={"epoch": 0, "worker_id": "w1"}), 422, "invalid", "metrics")
     for bad in ("NaN", "Infinity", "-Infinity"):
         response = client.post(
             path,
-            content=f'{{"epoch": 0, "metrics": {{"val_loss": {bad}}}}}',
+            content=f'{{"epoch": 0, "metrics": {{"val_loss": {bad}}}, "worker_id": "w1"}}',
             headers={"content-type": "application/json"},
         )
         assert_error(response, 422, "invalid", "metrics.val_loss", "finite")
     assert_error(
-        client.post(path, json={"epoch": 0, "metrics": {"val_loss": "low"}}),
+        client.post(path, json={"epoch": 0, "metrics": {"val_loss": "low"}, "worker_id": "w1"}),
         422,
         "invalid",
         "metrics.val_loss",
@@ -127,6 +133,13 @@ def test_report_errors(client):
         client.post(path, json={"epoch": 0, "metrics": {"val_loss": 1}, "worker_id": "intruder"}),
         409,
         "lease_lost",
+    )
+    assert_error(
+        client.post(path, json={"epoch": 0, "metrics": {"val_loss": 1}}),
+        422,
+        "invalid",
+        "worker_id: trial",
+        "only that worker may report",
     )
     assert_error(
         client.post(trial_path(sid, 99, "report"), json={"epoch": 0, "metrics": {"val_loss": 1}}),
@@ -171,7 +184,7 @@ def test_tell_scores_the_best_epoch_and_is_idempotent(client):
     for epoch, loss in zip(epochs, (0.4, 0.2, 0.3), strict=False):
         client.post(
             trial_path(sid, trial["id"], "report"),
-            json={"epoch": epoch, "metrics": {"val_loss": loss}},
+            json={"epoch": epoch, "metrics": {"val_loss": loss}, "worker_id": "w1"},
         )
     body = {"metrics": {"val_loss": 0.35}, "worker_id": "w1"}
     told = client.post(trial_path(sid, trial["id"], "tell"), json=body)
@@ -194,10 +207,13 @@ def test_tell_errors(client):
     trial = ask(client, sid, "w1")["trial"]
     path = trial_path(sid, trial["id"], "tell")
     assert_error(
-        client.post(path, json={"metrics": {"loss": 1.0}}), 422, "invalid", "objective 'val_loss'"
+        client.post(path, json={"metrics": {"loss": 1.0}, "worker_id": "w1"}),
+        422,
+        "invalid",
+        "objective 'val_loss'",
     )
     assert_error(
-        client.post(path, json={"status": "failed", "metrics": {"val_loss": 1}}),
+        client.post(path, json={"status": "failed", "metrics": {"val_loss": 1}, "worker_id": "w1"}),
         422,
         "invalid",
         "failed trial carries an error",
@@ -205,6 +221,9 @@ def test_tell_errors(client):
     assert_error(client.post(path, json={"status": "lost"}), 422, "invalid", "status")
     assert_error(
         client.post(path, json={"metrics": {"val_loss": 1}, "worker_id": "w9"}), 409, "lease_lost"
+    )
+    assert_error(
+        client.post(path, json={"metrics": {"val_loss": 1}}), 422, "invalid", "worker_id: trial"
     )
     assert_error(
         client.post(trial_path(sid, 77, "tell"), json={"metrics": {"val_loss": 1}}),
@@ -222,12 +241,16 @@ def test_failed_runs_are_retried_then_failed(client):
     sid = create(client, max_retries_per_trial=1, max_consecutive_failed_trials=5)["id"]
     trial = ask(client, sid, "w1")["trial"]
     path = trial_path(sid, trial["id"], "tell")
-    retried = client.post(path, json={"status": "failed", "error": "CUDA OOM"}).json()
+    retried = client.post(
+        path, json={"status": "failed", "error": "CUDA OOM", "worker_id": "w1"}
+    ).json()
     assert retried["status"] == "pending" and retried["failed_runs"] == 1
     again = ask(client, sid, "w2")["trial"]
     assert again["id"] == trial["id"] and again["hyperparameters"] == trial["hyperparameters"]
     assert again["runs"] == 2
-    failed = client.post(path, json={"status": "failed", "error": "CUDA OOM again"}).json()
+    failed = client.post(
+        path, json={"status": "failed", "error": "CUDA OOM again", "worker_id": "w2"}
+    ).json()
     assert failed["status"] == "failed" and "CUDA OOM again" in failed["error"]
 
 
@@ -237,7 +260,7 @@ def test_consecutive_failures_fail_the_study(client):
         trial = ask(client, sid, worker)["trial"]
         client.post(
             trial_path(sid, trial["id"], "tell"),
-            json={"status": "failed", "error": f"broken on {worker}"},
+            json={"status": "failed", "error": f"broken on {worker}", "worker_id": worker},
         )
     answer = ask(client, sid, "c")
     assert answer["status"] == "done" and "2 trials failed in a row" in answer["reason"]
@@ -285,7 +308,7 @@ def test_new_entries_join_the_space_when_tuned(client):
     new = [{"type": "int", "name": "depth", "min_value": 1, "max_value": 8, "default": 2}]
     told = client.post(
         trial_path(sid, trial["id"], "tell"),
-        json={"metrics": {"val_loss": 0.5}, "hyperparameters": new},
+        json={"metrics": {"val_loss": 0.5}, "hyperparameters": new, "worker_id": "w1"},
     )
     assert told.json()["hyperparameters"]["depth"] == 2
     study = client.get(f"/v1/studies/{sid}").json()
@@ -300,7 +323,7 @@ def test_new_entries_refused_or_kept_at_default(client):
     assert_error(
         client.post(
             trial_path(strict, trial["id"], "tell"),
-            json={"metrics": {"val_loss": 1}, "hyperparameters": new},
+            json={"metrics": {"val_loss": 1}, "hyperparameters": new, "worker_id": "w1"},
         ),
         422,
         "invalid",
@@ -311,7 +334,7 @@ def test_new_entries_refused_or_kept_at_default(client):
     trial = ask(client, fixed)["trial"]
     client.post(
         trial_path(fixed, trial["id"], "tell"),
-        json={"metrics": {"val_loss": 1}, "hyperparameters": new},
+        json={"metrics": {"val_loss": 1}, "hyperparameters": new, "worker_id": "w1"},
     )
     study = client.get(f"/v1/studies/{fixed}").json()
     assert "extra" not in [hp["name"] for hp in study["hyperparameters"]]

@@ -34,6 +34,7 @@ class ServiceStudy:
             max_consecutive_failed_trials=sc.max_consecutive_failed_trials,
         )
         self.study_id = studies.create_study(ctx, body)[0].id
+        self.holders: dict[int, str] = {}  # trial number -> the worker that asked for it
 
     def ask(self, worker):
         result = asking.ask(self.ctx, self.study_id, worker)
@@ -44,6 +45,7 @@ class ServiceStudy:
                 seed_state=0, reason=result.reason or "", failed=self.failed_reason is not None
             )
         t = result.trial
+        self.holders[t.number] = worker
         return SimpleNamespace(
             number=t.number,
             values=t.values,
@@ -56,14 +58,13 @@ class ServiceStudy:
         )
 
     def tell(self, number, *, score=None, error=None):
+        worker = self.holders[number]
+        if error is None and score != score:  # NaN cannot travel over JSON: a failed run
+            error = "objective is NaN"
         if error is not None:
-            body = TellRequest(status="failed", error=error)
-            trials.tell(self.ctx, self.study_id, number, body)
-            return
-        if score != score:  # NaN cannot travel over JSON: the client reports a failed run
-            body = TellRequest(status="failed", error="objective is NaN")
+            body = TellRequest(status="failed", error=error, worker_id=worker)
         else:
-            body = TellRequest(metrics={"score": score})
+            body = TellRequest(metrics={"score": score}, worker_id=worker)
         trials.tell(self.ctx, self.study_id, number, body)
 
     @property

@@ -77,7 +77,9 @@ def test_roles(secured):
     path = f"/v1/studies/{sid}/trials/{trial['id']}"
     assert (
         secured.post(
-            f"{path}/report", json={"epoch": 0, "metrics": {"val_loss": 1}}, headers=bearer(WORKER)
+            f"{path}/report",
+            json={"epoch": 0, "metrics": {"val_loss": 1}, "worker_id": "w"},
+            headers=bearer(WORKER),
         ).status_code
         == 200
     )
@@ -89,7 +91,9 @@ def test_roles(secured):
     )
     assert (
         secured.post(
-            f"{path}/tell", json={"metrics": {"val_loss": 1}}, headers=bearer(WORKER)
+            f"{path}/tell",
+            json={"metrics": {"val_loss": 1}, "worker_id": "w"},
+            headers=bearer(WORKER),
         ).status_code
         == 200
     )

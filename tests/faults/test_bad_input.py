@@ -172,7 +172,7 @@ def cases(sid, tid, done):
             "epoch beyond the trial's budget",
             "POST",
             f"{t}/report",
-            {"epoch": 500, "metrics": {"val_loss": 1}},
+            {"epoch": 500, "metrics": {"val_loss": 1}, "worker_id": "w1"},
             422,
             "invalid",
             "outside this trial's budget",
@@ -217,10 +217,28 @@ def cases(sid, tid, done):
             "objective missing from a tell",
             "POST",
             f"{t}/tell",
-            {"metrics": {"loss": 1}},
+            {"metrics": {"loss": 1}, "worker_id": "w1"},
             422,
             "invalid",
             "objective 'val_loss'",
+        ),
+        (
+            "tell on a held trial without worker_id",
+            "POST",
+            f"{t}/tell",
+            {"metrics": {"val_loss": 1}},
+            422,
+            "invalid",
+            "worker_id: trial",
+        ),
+        (
+            "report on a held trial without worker_id",
+            "POST",
+            f"{t}/report",
+            {"epoch": 0, "metrics": {"val_loss": 1}},
+            422,
+            "invalid",
+            "only that worker may report",
         ),
         (
             "invalid search space",
@@ -329,7 +347,10 @@ def snapshot(client, sid):
 def test_bad_inputs_get_4xx_naming_the_problem_and_change_nothing(client):
     sid = create(client, name="intact")["id"]
     done = ask(client, sid, "w0")["trial"]["id"]
-    client.post(f"/v1/studies/{sid}/trials/{done}/tell", json={"metrics": {"val_loss": 0.5}})
+    client.post(
+        f"/v1/studies/{sid}/trials/{done}/tell",
+        json={"metrics": {"val_loss": 0.5}, "worker_id": "w0"},
+    )
     tid = ask(client, sid, "w1")["trial"]["id"]
     before = snapshot(client, sid)
     seen = []

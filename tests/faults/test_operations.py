@@ -18,7 +18,9 @@ def test_metrics(client):
     sid = create(client, lease_seconds=0.2)["id"]
     first = ask(client, sid, "w1")["trial"]
     path = f"/v1/studies/{sid}/trials/{first['id']}"
-    client.post(f"{path}/report", json={"epoch": 0, "metrics": {"val_loss": 0.5}})
+    client.post(
+        f"{path}/report", json={"epoch": 0, "metrics": {"val_loss": 0.5}, "worker_id": "w1"}
+    )
     client.post(f"{path}/heartbeat", json={"worker_id": "w1"})
     tell(client, sid, first["id"], 0.5)
     ask(client, sid, "w2")
@@ -49,7 +51,10 @@ def test_json_logs_carry_study_and_trial_ids(database_url, tmp_path):
             sid = http.post("/v1/studies", json=study_body()).json()["id"]
             trial = http.post(f"/v1/studies/{sid}/ask", json={"worker_id": "gpu-7"}).json()
             tid = trial["trial"]["id"]
-            http.post(f"/v1/studies/{sid}/trials/{tid}/tell", json={"metrics": {"val_loss": 1}})
+            http.post(
+                f"/v1/studies/{sid}/trials/{tid}/tell",
+                json={"metrics": {"val_loss": 1}, "worker_id": "gpu-7"},
+            )
         lines = [
             json.loads(line)
             for line in server.log_path.read_text().splitlines()
