@@ -88,13 +88,17 @@ def bounded_http(max_bytes: int, timeout_s: float) -> type[HttpToolsProtocol]:
                 )
 
         def _answer(self, status: str, code: str, message: str, details: dict[str, Any]) -> None:
+            """Answer, and close a second later while dropping what still arrives: closing
+            at once, with the client's bytes still unread, resets the connection, and the
+            client can lose the answer (nginx's lingering close)."""
             body = error_body(code, message, details)
             self.transport.write(
                 f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n"
                 f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
                 + body
             )
-            self.transport.close()
+            self._answered = True
             self._stop_head_timer()
+            self.loop.call_later(LINGER_S, self.transport.close)
 
     return BoundedHttpTools

@@ -9,9 +9,10 @@ from service.usecases import trials as trial_usecases
 from tests.api.helpers import ask, assert_error, create, study_body, tell
 
 
-def report(client, sid, tid, epoch, metrics):
+def report(client, sid, tid, epoch, metrics, worker="w1"):
     return client.post(
-        f"/v1/studies/{sid}/trials/{tid}/report", json={"epoch": epoch, "metrics": metrics}
+        f"/v1/studies/{sid}/trials/{tid}/report",
+        json={"epoch": epoch, "metrics": metrics, "worker_id": worker},
     )
 
 
@@ -40,9 +41,8 @@ def test_pages_stop_at_the_page_limit_and_nothing_is_lost(client, monkeypatch):
     metrics = {f"m{i:03d}": 0.25 for i in range(100)}
     for n in range(9):  # bracket 2's first round: one-epoch trials, about 5 KB each
         tid = ask(client, sid, f"w{n}")["trial"]["id"]
-        assert (
-            report(client, sid, tid, 0, {**metrics, "val_loss": 1.0 / (n + 1)}).status_code == 200
-        )
+        reported = report(client, sid, tid, 0, {**metrics, "val_loss": 1.0 / (n + 1)}, f"w{n}")
+        assert reported.status_code == 200
         assert tell(client, sid, tid, 1.0 / (n + 1)).status_code == 200
     seen, cursor, pages = [], None, 0
     while True:
