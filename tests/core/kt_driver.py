@@ -90,6 +90,7 @@ class Scenario:
     tie_scores: bool = False  # many equal scores, to check ties go to the earliest trial
     max_retries_per_trial: int = 0
     max_consecutive_failed_trials: int = 10_000
+    finish_at_once: int = 1  # when no worker is idle, 1 to this many trials finish in a row
 
 
 @dataclass
@@ -147,7 +148,6 @@ def _drive(
     holding: dict[str, tuple[Any, Any]] = {}
     idle = [f"w{i}" for i in range(sc.workers)]
     handouts: list[Handout] = []
-    kt_failed = False
     for _ in range(max_steps):
         if idle:
             worker = idle.pop(0)
@@ -174,13 +174,14 @@ def _drive(
             continue
         if not holding:
             return handouts
-        kt_failed = _finish_one(sc, rng, oracle, rung, holding, idle) or kt_failed
-        if kt_failed:
-            if rung.failed_reason is None:
-                raise Mismatch("Keras Tuner stopped on consecutive failures, Rung did not")
-            return handouts
-        if rung.failed_reason is not None:
-            raise Mismatch(f"Rung failed the study ({rung.failed_reason}), Keras Tuner did not")
+        finishing = rng.randint(1, sc.finish_at_once) if sc.finish_at_once > 1 else 1
+        for _ in range(min(finishing, len(holding))):
+            if _finish_one(sc, rng, oracle, rung, holding, idle):
+                if rung.failed_reason is None:
+                    raise Mismatch("Keras Tuner stopped on consecutive failures, Rung did not")
+                return handouts
+            if rung.failed_reason is not None:
+                raise Mismatch(f"Rung failed the study ({rung.failed_reason}), Keras Tuner did not")
     raise Mismatch("did not finish")
 
 

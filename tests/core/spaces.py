@@ -29,3 +29,6 @@ CONDITIONAL = SearchSpace(
         Float("learning_rate", 1e-4, 1e-2, sampling="log"),
     )
 )
+
+# 40 configurations: samples collide often, so the sampler's dedup is exercised.
+COLLIDING = SearchSpace((Int("a", 1, 40),))

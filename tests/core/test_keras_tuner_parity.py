@@ -14,9 +14,16 @@ from service.core.decisions import Done
 from service.core.schedule import Schedule
 
 from .kt_driver import Mismatch, Scenario, run_both
+from .scenarios import SCENARIOS
 from .spaces import CONDITIONAL, WIDE
 
 pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_the_scenarios_every_store_runs(name):
+    """The SQL stores run these too (tests/db/test_keras_tuner_parity_sql.py)."""
+    assert run_both(SCENARIOS[name])[0]
 
 
 @pytest.mark.parametrize(

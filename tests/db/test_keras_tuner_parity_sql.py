@@ -2,17 +2,22 @@
 database: what the SQL queries pick (the best unpromoted trial, the newest retry, dedup) must
 match Keras Tuner's HyperbandOracle hand-out for hand-out."""
 
+import uuid
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rung.schemas import StudyCreate, TellRequest
 from service.core.decisions import Done, Wait
+from service.core.schedule import Schedule
 from service.db.session import Database
 from service.usecases import asking, studies, trials
 from service.usecases.context import Context
-from tests.core.kt_driver import Scenario, run_both
-from tests.core.spaces import CONDITIONAL, WIDE
+from tests.core.kt_driver import Mismatch, Scenario, run_both
+from tests.core.scenarios import SCENARIOS
+from tests.core.spaces import COLLIDING, WIDE
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -23,7 +28,7 @@ class ServiceStudy:
     def __init__(self, ctx: Context, sc: Scenario):
         self.ctx = ctx
         body = StudyCreate(
-            name=f"parity-{id(sc)}",
+            name=f"parity-{uuid.uuid4().hex}",
             hyperparameters=sc.space.to_dicts(),
             objective={"name": "score", "direction": sc.direction},
             max_epochs=sc.max_epochs,
@@ -80,27 +85,46 @@ def ctx(database_url):
     db.dispose()
 
 
-@pytest.mark.parametrize(
-    "scenario",
-    [
-        Scenario(WIDE, 27, 3, seed=4),
-        Scenario(WIDE, 27, 3, seed=9, workers=7, order_seed=3),
-        Scenario(
-            CONDITIONAL,
-            9,
-            3,
-            seed=2,
-            workers=3,
-            hyperband_iterations=2,
-            direction="min",
-            tie_scores=True,
-        ),
-        Scenario(
-            WIDE, 9, 3, seed=6, workers=4, crash_rate=0.2, nan_rate=0.1, max_retries_per_trial=1
-        ),
-    ],
-    ids=["sequential", "seven-workers", "conditional-ties", "failures"],
-)
-def test_the_service_hands_out_what_keras_tuner_does(ctx, scenario):
-    handouts, _ = run_both(scenario, make_rung=lambda sc, config: ServiceStudy(ctx, sc))
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_the_service_hands_out_what_keras_tuner_does(ctx, name):
+    handouts, _ = run_both(SCENARIOS[name], make_rung=lambda sc, config: ServiceStudy(ctx, sc))
     assert handouts
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    max_epochs=st.integers(1, 20),
+    factor=st.integers(2, 4),
+    iterations=st.sampled_from([1, 2]),
+    workers=st.integers(1, 8),
+    finish_at_once=st.integers(1, 3),
+    crash_rate=st.sampled_from([0.0, 0.2]),
+    order_seed=st.integers(0, 10_000),
+    seed=st.integers(1, 10_000),
+)
+def test_random_settings_match_on_sql(
+    ctx, max_epochs, factor, iterations, workers, finish_at_once, crash_rate, order_seed, seed
+):
+    schedule = Schedule(max_epochs, factor, iterations)
+    new_configurations = iterations * sum(schedule.size(b, 0) for b in range(schedule.num_brackets))
+    # the 40-configuration space where it cannot run out (Keras Tuner #676 differs then)
+    scenario = Scenario(
+        COLLIDING if new_configurations <= 30 and seed % 2 else WIDE,
+        max_epochs,
+        factor,
+        hyperband_iterations=iterations,
+        seed=seed,
+        workers=workers,
+        order_seed=order_seed,
+        finish_at_once=finish_at_once,
+        crash_rate=crash_rate,
+        max_retries_per_trial=1,
+    )
+    try:
+        run_both(scenario, make_rung=lambda sc, config: ServiceStudy(ctx, sc))
+    except Mismatch as exc:  # pragma: no cover - the message is the failure report
+        pytest.fail(str(exc))
