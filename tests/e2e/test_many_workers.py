@@ -12,6 +12,7 @@ import pytest
 
 from service.core.schedule import Schedule
 from tests.api.helpers import study_body
+from tests.faults.checks import audit_counters
 from tests.servers import running_server
 
 WORKERS = 32
@@ -72,9 +73,16 @@ def test_32_workers_run_one_iteration(database_url, tmp_path, repeat):
         ]
         for thread in threads:
             thread.start()
+        audits = 0
+        while any(thread.is_alive() for thread in threads):  # counters match rows meanwhile
+            audit_counters(database_url, sid)
+            audits += 1
+            time.sleep(0.2)
+        assert audits > 0
         for thread in threads:
             thread.join(timeout=300)
         assert not errors, errors[:5]
+        audit_counters(database_url, sid)
 
         schedule = Schedule(27, 3)
         ids = [trial_id for trial_id, _, _ in handouts]

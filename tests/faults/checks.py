@@ -1,5 +1,6 @@
 """What every fault test checks at the end: the study finished with every result recorded
-exactly once, no trial held by two live workers at once, and the Keras Tuner schedule."""
+exactly once, no trial held by two live workers at once, the Keras Tuner schedule, and every
+counter the database keeps equal to what its rows say."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import httpx
+from sqlalchemy import create_engine, text
 
 from service.core.schedule import Schedule
 
@@ -29,11 +31,56 @@ def all_trials(base_url: str, study_id: str, headers: dict | None = None) -> lis
                 return trials
 
 
+def audit_counters(database_url: str, study_id: str) -> None:
+    """The counters stored for speed (the study's trial and pending counts, each bracket's
+    created / completed / active counts, each trial's `promoted` flag) against a count of
+    the rows, read with plain SQL, not through the service's repository."""
+    engine = create_engine(database_url)
+    sid = {"s": int(study_id)}
+    snapshot = {} if database_url.startswith("sqlite") else {"isolation_level": "REPEATABLE READ"}
+    try:  # one snapshot (SQLite's read transaction is one): it may run while workers do
+        with engine.connect().execution_options(**snapshot) as conn, conn.begin():
+            trial_count, pending_count = conn.execute(
+                text("SELECT trial_count, pending_count FROM studies WHERE id = :s"), sid
+            ).one()
+            rows = conn.execute(
+                text(
+                    "SELECT t.id, t.bracket_id, t.round, t.status, t.promoted, "
+                    "EXISTS (SELECT 1 FROM trials c WHERE c.parent_id = t.id) "
+                    "FROM trials t WHERE t.study_id = :s"
+                ),
+                sid,
+            ).all()
+            brackets = conn.execute(
+                text("SELECT id, created, completed, active FROM brackets WHERE study_id = :s"),
+                sid,
+            ).all()
+    finally:
+        engine.dispose()
+    assert trial_count == len(rows), ("trial_count", trial_count, len(rows))
+    pending = sum(r[3] == "pending" for r in rows)
+    assert pending_count == pending, ("pending_count", pending_count, pending)
+    for trial_id, _, _, _, promoted, has_child in rows:
+        assert bool(promoted) == bool(has_child), ("promoted", trial_id, promoted, has_child)
+    for bracket_id, created, completed, active in brackets:
+        created = json.loads(created) if isinstance(created, str) else created
+        completed = json.loads(completed) if isinstance(completed, str) else completed
+        mine = [r for r in rows if r[1] == bracket_id]
+        for round_, (made, done) in enumerate(zip(created, completed, strict=True)):
+            in_round = [r for r in mine if r[2] == round_]
+            assert made == len(in_round), ("created", bracket_id, round_, made, len(in_round))
+            finished = sum(r[3] == "completed" for r in in_round)
+            assert done == finished, ("completed", bracket_id, round_, done, finished)
+        live = sum(r[3] in ("running", "pending") for r in mine)
+        assert active == live, ("active", bracket_id, active, live)
+
+
 def check_study(
     base_url: str,
     study_id: str,
     record: Path,
     *,
+    database_url: str,
     max_epochs: int = 27,
     factor: int = 3,
     headers: dict | None = None,
@@ -77,4 +124,5 @@ def check_study(
     for trial_id, workers in holders.items():
         alive = [w for w in workers if w not in dead]
         assert len(alive) <= 1, f"trial {trial_id} was held by {workers}"
+    audit_counters(database_url, study_id)
     return trials

@@ -70,7 +70,7 @@ def test_a_database_outage_is_a_503_with_retry_after_that_workers_ride_out(
         assert not any(thread.is_alive() for thread in threads)
         assert failures == [], failures  # no worker gave up
         assert 0 < told_before < len([r for r in records(record) if r["event"] == "told"])
-        check_study(server.url, created.json()["id"], record)
+        check_study(server.url, created.json()["id"], record, database_url=empty_postgres_url)
     finally:
         server.stop()
         proxy.stop()

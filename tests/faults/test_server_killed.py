@@ -62,7 +62,7 @@ def test_a_killed_server_loses_nothing(database_url, tmp_path):
             thread.join(timeout=180)
         assert not any(t.is_alive() for t in threads), "workers did not finish"
         assert kills >= 3, f"the study ended after {kills} kills: make it longer"
-        check_study(server.url, sid, record)
+        check_study(server.url, sid, record, database_url=database_url)
     finally:
         server.stop()
 
@@ -85,7 +85,7 @@ def test_two_replicas_on_one_database(postgres_database, tmp_path):
             thread.join(timeout=180)
         assert not any(t.is_alive() for t in threads), "workers did not finish"
         assert kills >= 2
-        check_study(replicas[1].url, sid, record)
+        check_study(replicas[1].url, sid, record, database_url=postgres_database)
         # the workers were spread over both replicas: each served some of the results
         told = {e["worker"] for e in records(record) if e["event"] == "told"}
         assert {f"w{i}" for i in range(0, WORKERS, 2)} & told  # replica 0's workers

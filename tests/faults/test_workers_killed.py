@@ -82,7 +82,7 @@ def test_killed_workers_trials_are_taken_over(database_url, tmp_path):
         for name, process in workers.items():
             if name not in dead:
                 assert process.wait(timeout=180) == 0, (tmp_path / f"{name}.log").read_text()
-        trials = check_study(server.url, sid, record, dead=dead)
+        trials = check_study(server.url, sid, record, dead=dead, database_url=database_url)
     stored = {t["id"]: t for t in trials}
     taken_over = 0
     for victim, trial_id in killed.items():
@@ -113,7 +113,7 @@ def test_a_frozen_worker_comes_back_too_late(database_url, tmp_path):
         frozen.send_signal(signal.SIGCONT)  # back, after its trial went to another worker
         for process in [frozen, *others]:
             assert process.wait(timeout=180) == 0
-        trials = check_study(server.url, sid, record, dead={"frozen"})
+        trials = check_study(server.url, sid, record, dead={"frozen"}, database_url=database_url)
     late = [e for e in records(record) if e["worker"] == "frozen" and e["trial"] == trial]
     assert {e["event"] for e in late} & {"lost", "refused"}, late  # told it lost the trial
     assert not any(e["event"] == "told" for e in late)  # and its result was not counted
