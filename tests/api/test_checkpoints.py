@@ -127,6 +127,23 @@ def test_garbage_collection_over_a_whole_iteration(settings):
         assert ctx.store.count() == 0
 
 
+def wait_until(condition, what, deadline_s=10.0):
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {deadline_s} s for {what}")
+        time.sleep(0.02)
+
+
+def partials(root):
+    return list(root.rglob("*.partial"))
+
+
+def wait_for_partial(root):
+    """Return once the server has started writing an upload (a `.partial` with bytes)."""
+    wait_until(lambda: any(p.stat().st_size > 0 for p in partials(root)), "an upload to begin")
+
+
 def raw_put(port, sid, tid, worker, total, sent):
     """Start an upload of `total` bytes and send only `sent` of them."""
     sock = socket.create_connection(("127.0.0.1", port))
@@ -150,10 +167,11 @@ def test_a_crash_mid_upload_never_shows_half_a_checkpoint(database_url, tmp_path
         old = b"complete old checkpoint"
         assert put(http, sid, tid, old, worker="w").status_code == 201
         sock = raw_put(server.port, sid, tid, "w", total=5_000_000, sent=2_000_000)
-        time.sleep(0.5)  # the server is writing it
+        wait_for_partial(tmp_path / "data" / "checkpoints")
         if crash == "client disconnects":
             sock.close()
-            time.sleep(0.5)
+            store = tmp_path / "data" / "checkpoints"
+            wait_until(lambda: not partials(store), "the cut upload to be removed")
         else:
             server.process.send_signal(signal.SIGKILL)
             server.process.wait()

@@ -42,16 +42,36 @@ def test_a_study_runs_to_the_end_through_the_sdk(sdk):
     assert study.id in [s.id for s in sdk.list_studies().items]
 
 
+async def renewed(rung_client, trial, deadline_s=10.0):
+    """Return once the trial's lease was renewed by someone else than this coroutine."""
+    first = trial.lease_expires_at
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + deadline_s
+    while loop.time() < deadline:
+        now = await rung_client.trial(trial.study_id, trial.id)
+        if now.lease_expires_at > first:
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail("keep_alive sent no heartbeat")
+
+
 def test_async_client_in_process(client):
     async def scenario():
         transport = httpx.ASGITransport(app=client.app)
         async with AsyncClient("http://localhost", transport=transport) as rung_client:
             study = await rung_client.study(
-                "async", hyperparameters=SPACE, objective="val_loss", max_epochs=3, worker_id="a"
+                "async",
+                hyperparameters=SPACE,
+                objective="val_loss",
+                max_epochs=3,
+                lease_seconds=0.6,  # a heartbeat every 0.2 s
+                worker_id="a",
             )
             count = 0
             while (trial := await study.next_trial()) is not None:
                 async with study.keep_alive(trial) as lost:
+                    if count == 0:  # the first trial: wait for a heartbeat to renew its lease
+                        await renewed(rung_client, trial)
                     await study.report(trial, trial.initial_epoch, {"val_loss": 0.3})
                 assert not lost.is_set()
                 await study.tell(trial, {"val_loss": 0.3})

@@ -18,7 +18,7 @@ from service.db import repository as repo
 from service.errors import StoreUnavailable
 from service.usecases import checkpoints
 from tests.api.helpers import ask, assert_error, create, tell
-from tests.api.test_checkpoints import path_of, put, raw_put
+from tests.api.test_checkpoints import path_of, put, raw_put, wait_for_partial
 from tests.conftest import LOCAL
 from tests.servers import running_server
 
@@ -171,7 +171,7 @@ def test_a_server_killed_mid_upload_leaves_no_debris_for_long(database_url, tmp_
         sid = create(http, max_epochs=1, hyperband_iterations=1)["id"]
         tid = ask(http, sid, "w")["trial"]["id"]
         sock = raw_put(server.port, sid, tid, "w", total=5_000_000, sent=2_000_000)
-        time.sleep(0.5)  # the server is writing it
+        wait_for_partial(data / "checkpoints")
         server.process.send_signal(signal.SIGKILL)
         server.process.wait()
         sock.close()
