@@ -6,10 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, status
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from rung import schemas as w
-from service.errors import TooLarge
 from service.usecases import checkpoints
 from service.usecases.context import Context
 
@@ -46,20 +44,15 @@ async def upload_checkpoint(
 ) -> w.CheckpointInfo:
     """Store the trial's checkpoint (any bytes; a new upload replaces the old one). Only the
     worker holding the trial's lease may upload."""
-    sid, number = study_key(study_id), trial_key(study_id, trial_id)
-    await run_in_threadpool(checkpoints.check_uploader, ctx, sid, number, x_rung_worker)
-    limit = request.app.state.settings.max_checkpoint_bytes
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        raise TooLarge(
-            f"checkpoint: larger than the limit of {limit} bytes", details={"max_bytes": limit}
-        )
-    assert ctx.store is not None
-    stored = await ctx.store.save(
-        sid, number, request.stream(), max_bytes=limit, sha256=x_checkpoint_sha256
-    )
-    saved = await run_in_threadpool(
-        checkpoints.record_upload, ctx, sid, number, x_rung_worker, stored
+    saved = await checkpoints.upload(
+        ctx,
+        study_key(study_id),
+        trial_key(study_id, trial_id),
+        x_rung_worker,
+        request.stream(),
+        length=request.headers.get("content-length"),
+        sha256=x_checkpoint_sha256,
+        max_bytes=request.app.state.settings.max_checkpoint_bytes,
     )
     return w.CheckpointInfo(trial_id=saved.trial_id, size=saved.size, sha256=saved.sha256)
 

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from service.checkpoints import PARTIAL, CheckpointStore, Stored
 from service.core.retention import CheckpointOwner, needed
 from service.db import repository as repo
 from service.db.models import CheckpointRow, TrialRow, utcnow
-from service.errors import NotFound, StoreUnavailable
+from service.errors import NotFound, StoreUnavailable, TooLarge
 
 from .context import Context
 from .lookups import check_holder, find_study, find_trial
@@ -47,6 +48,30 @@ def check_uploader(ctx: Context, study_id: int, number: int, worker_id: str) -> 
     """Refuse an upload before its body is read (404, 409)."""
     with ctx.db.read() as session:
         _holder_trial(session, study_id, number, worker_id)
+
+
+async def upload(
+    ctx: Context,
+    study_id: int,
+    number: int,
+    worker_id: str,
+    chunks: AsyncIterator[bytes],
+    *,
+    length: str | None,
+    sha256: str | None,
+    max_bytes: int,
+) -> Checkpoint:
+    """Store a trial's checkpoint sent by the worker holding it: who may upload and the
+    announced length are checked before the body is read; the body is streamed to the
+    store, then recorded."""
+    await run_in_threadpool(check_uploader, ctx, study_id, number, worker_id)
+    if length is not None and length.isdigit() and int(length) > max_bytes:
+        raise TooLarge(
+            f"checkpoint: larger than the limit of {max_bytes} bytes",
+            details={"max_bytes": max_bytes},
+        )
+    stored = await _store(ctx).save(study_id, number, chunks, max_bytes=max_bytes, sha256=sha256)
+    return await run_in_threadpool(record_upload, ctx, study_id, number, worker_id, stored)
 
 
 def record_upload(
