@@ -11,7 +11,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from service.api.limits import error_body
+from service.api.errors import error_body
 
 LINGER_S = 1.0
 

@@ -1,8 +1,11 @@
 """One table from domain errors to HTTP statuses, and the error envelope
-`{"error": {"code", "message", "details"}}` for every 4xx/5xx the API returns."""
+`{"error": {"code", "message", "details"}}` for every 4xx/5xx the server sends: from the
+app's handlers, and (`send_error`, `error_body`) from middleware and the HTTP protocol that
+answer before the app."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -10,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import errors as e
@@ -39,11 +42,33 @@ def status_of(exc: e.RungError) -> int:
     return 500
 
 
+def error_body(code: str, message: str, details: Any = None) -> bytes:
+    """The API's error envelope, `{"error": {"code", "message", "details"}}`, as JSON: the
+    one encoding of every error the server sends, from the app or from before it."""
+    envelope = {"error": {"code": code, "message": message, "details": details}}
+    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+async def send_error(send: Any, status: int, code: str, message: str, details: Any = None) -> None:
+    body = error_body(code, message, details)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 def error_response(
     status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "details": jsonable_encoder(details)}}
-    return JSONResponse(body, status_code=status, headers=headers)
+) -> Response:
+    body = error_body(code, message, jsonable_encoder(details))
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
 def _where(loc: tuple[Any, ...]) -> str:
@@ -72,7 +97,7 @@ def install(app: FastAPI) -> None:
     last_outage_line = [-OUTAGE_LOG_EVERY_S]  # monotonic time of the last outage log line
 
     @app.exception_handler(e.RungError)
-    async def _domain(_: Request, exc: e.RungError) -> JSONResponse:
+    async def _domain(_: Request, exc: e.RungError) -> Response:
         details = exc.details
         if isinstance(exc, e.AlreadyFinished):
             details = {"trial": mapping.trial(exc.trial).model_dump(mode="json")}
@@ -88,7 +113,7 @@ def install(app: FastAPI) -> None:
         return error_response(status_of(exc), exc.code, exc.message, details, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
         errors = list(exc.errors())
         code, message, status = validation_message(errors)
         details = [
@@ -98,7 +123,7 @@ def install(app: FastAPI) -> None:
         return error_response(status, code, message, details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
             exc.status_code, "http_error"
         )
@@ -107,6 +132,6 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "internal", "internal server error")

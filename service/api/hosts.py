@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .limits import send_error
+from .errors import send_error
 
 LOCAL = ("localhost", "127.0.0.1", "::1")
 ANY_ADDRESS = ("0.0.0.0", "::", "")

@@ -1,13 +1,13 @@
 """A pure ASGI middleware that refuses request bodies over a size limit with 413, whether
-the client sent Content-Length or streamed the body in chunks; and `send_error`, the error
-envelope for middleware that answers before the app."""
+the client sent Content-Length or streamed the body in chunks."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.exceptions import HTTPException
+
+from .errors import send_error
 
 Scope = dict[str, Any]
 
@@ -62,23 +62,3 @@ class BodySizeLimit:
             f"body: larger than the limit of {self.max_bytes} bytes",
             {"max_bytes": self.max_bytes},
         )
-
-
-def error_body(code: str, message: str, details: Any = None) -> bytes:
-    """The API's error envelope, `{"error": {"code", "message", "details"}}`, as JSON."""
-    return json.dumps({"error": {"code": code, "message": message, "details": details}}).encode()
-
-
-async def send_error(send: Any, status: int, code: str, message: str, details: Any = None) -> None:
-    body = error_body(code, message, details)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -50,9 +50,15 @@ def epoch_bytes_limit(trial: TrialRow) -> int:
     return max(HISTORY_BYTES // max(1, trial.epochs - trial.initial_epoch), EPOCH_BYTES_FLOOR)
 
 
+def json_bytes(mapping: Mapping[str, object] | None) -> int:
+    """About the bytes a flat mapping takes as JSON: each entry's key and value, and 6 for
+    the quotes and separators. The one measure of the history bound and the page bound."""
+    return sum(len(str(k)) + len(str(v)) + 6 for k, v in (mapping or {}).items())
+
+
 def report(ctx: Context, study_id: int, number: int, body: ReportRequest) -> TrialRow:
     """Store one epoch's metrics and renew the lease."""
-    size = len(json.dumps(body.metrics))
+    size = json_bytes(body.metrics)
 
     def work(session: Session) -> TrialRow:
         study = find_study(session, study_id)
@@ -264,11 +270,8 @@ def _fitting(trials: list[TrialDetails]) -> list[TrialDetails]:
 
 
 def _json_size(details: TrialDetails) -> int:
-    """About how many bytes a trial takes in a page: its fixed fields, and 32 per value."""
-
-    def size(mapping: dict | None) -> int:
-        return sum(len(str(k)) + len(str(v)) + 32 for k, v in (mapping or {}).items())
-
+    """About how many bytes a trial takes in a page: 1 KiB for its fixed fields, and its
+    values, metrics and history."""
     trial = details.trial
-    fixed = 1024 + len(trial.error or "") + size(trial.values) + size(trial.metrics)
-    return fixed + sum(64 + size(row.metrics) for row in details.history or ())
+    fixed = 1024 + len(trial.error or "") + json_bytes(trial.values) + json_bytes(trial.metrics)
+    return fixed + sum(64 + json_bytes(row.metrics) for row in details.history or ())

@@ -2,6 +2,10 @@
 tests/core, the SQL use cases in tests/db): the same list, so a rule that one store applies
 differently shows up as a mismatch there."""
 
+from hypothesis import strategies as st
+
+from service.core.schedule import Schedule
+
 from .kt_driver import Scenario
 from .spaces import COLLIDING, CONDITIONAL, WIDE
 
@@ -39,3 +43,25 @@ SCENARIOS = {
         COLLIDING, 9, 3, seed=1, hyperband_iterations=2, workers=3, order_seed=1, finish_at_once=3
     ),
 }
+
+
+@st.composite
+def random_scenarios(draw: st.DrawFn) -> Scenario:
+    """Hypothesis' scenarios for every store: random settings, workers, finishing order and
+    crashes; the colliding space where it cannot run out (Keras Tuner #676 differs then)."""
+    max_epochs, factor = draw(st.integers(1, 30)), draw(st.integers(2, 5))
+    iterations, seed = draw(st.sampled_from([1, 2])), draw(st.integers(1, 10_000))
+    schedule = Schedule(max_epochs, factor, iterations)
+    new = iterations * sum(schedule.size(b, 0) for b in range(schedule.num_brackets))
+    return Scenario(
+        COLLIDING if new <= 30 and seed % 2 else WIDE,
+        max_epochs,
+        factor,
+        hyperband_iterations=iterations,
+        seed=seed,
+        workers=draw(st.integers(1, 12)),
+        order_seed=draw(st.integers(0, 10_000)),
+        finish_at_once=draw(st.integers(1, 3)),
+        crash_rate=draw(st.sampled_from([0.0, 0.2])),
+        max_retries_per_trial=1,
+    )

@@ -7,14 +7,13 @@ and with several simulated workers finishing in a random order; every hand-out i
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from rung.space import Choice, Int, SearchSpace
 from service.core.decisions import Done
 from service.core.schedule import Schedule
 
 from .kt_driver import Mismatch, Scenario, run_both
-from .scenarios import SCENARIOS
+from .scenarios import SCENARIOS, random_scenarios
 from .spaces import CONDITIONAL, WIDE
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -89,27 +88,10 @@ def test_consecutive_failures_stop_both():
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    max_epochs=st.integers(1, 30),
-    factor=st.integers(2, 5),
-    iterations=st.sampled_from([1, 2]),
-    workers=st.integers(1, 12),
-    order_seed=st.integers(0, 10_000),
-    seed=st.integers(1, 10_000),
-)
-def test_random_settings_match(max_epochs, factor, iterations, workers, order_seed, seed):
+@given(scenario=random_scenarios())
+def test_random_settings_match(scenario):
     try:
-        run_both(
-            Scenario(
-                WIDE,
-                max_epochs,
-                factor,
-                hyperband_iterations=iterations,
-                seed=seed,
-                workers=workers,
-                order_seed=order_seed,
-            )
-        )
+        run_both(scenario)
     except Mismatch as exc:  # pragma: no cover - the message is the failure report
         pytest.fail(str(exc))
 

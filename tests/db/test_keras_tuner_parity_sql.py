@@ -7,17 +7,14 @@ from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from rung.schemas import StudyCreate, TellRequest
 from service.core.decisions import Done, Wait
-from service.core.schedule import Schedule
 from service.db.session import Database
 from service.usecases import asking, studies, trials
 from service.usecases.context import Context
 from tests.core.kt_driver import Mismatch, Scenario, run_both
-from tests.core.scenarios import SCENARIOS
-from tests.core.spaces import COLLIDING, WIDE
+from tests.core.scenarios import SCENARIOS, random_scenarios
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -96,34 +93,8 @@ def test_the_service_hands_out_what_keras_tuner_does(ctx, name):
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(
-    max_epochs=st.integers(1, 20),
-    factor=st.integers(2, 4),
-    iterations=st.sampled_from([1, 2]),
-    workers=st.integers(1, 8),
-    finish_at_once=st.integers(1, 3),
-    crash_rate=st.sampled_from([0.0, 0.2]),
-    order_seed=st.integers(0, 10_000),
-    seed=st.integers(1, 10_000),
-)
-def test_random_settings_match_on_sql(
-    ctx, max_epochs, factor, iterations, workers, finish_at_once, crash_rate, order_seed, seed
-):
-    schedule = Schedule(max_epochs, factor, iterations)
-    new_configurations = iterations * sum(schedule.size(b, 0) for b in range(schedule.num_brackets))
-    # the 40-configuration space where it cannot run out (Keras Tuner #676 differs then)
-    scenario = Scenario(
-        COLLIDING if new_configurations <= 30 and seed % 2 else WIDE,
-        max_epochs,
-        factor,
-        hyperband_iterations=iterations,
-        seed=seed,
-        workers=workers,
-        order_seed=order_seed,
-        finish_at_once=finish_at_once,
-        crash_rate=crash_rate,
-        max_retries_per_trial=1,
-    )
+@given(scenario=random_scenarios())
+def test_random_settings_match_on_sql(ctx, scenario):
     try:
         run_both(scenario, make_rung=lambda sc, config: ServiceStudy(ctx, sc))
     except Mismatch as exc:  # pragma: no cover - the message is the failure report

@@ -8,6 +8,8 @@ import json
 from service.usecases import trials as trial_usecases
 from tests.api.helpers import ask, assert_error, create, study_body, tell
 
+LIMIT = 10_000  # the page limit, made small
+
 
 def report(client, sid, tid, epoch, metrics, worker="w1"):
     return client.post(
@@ -36,10 +38,10 @@ def test_max_epochs_is_capped(client):
 
 
 def test_pages_stop_at_the_page_limit_and_nothing_is_lost(client, monkeypatch):
-    monkeypatch.setattr(trial_usecases, "PAGE_BYTES", 40_000)
+    monkeypatch.setattr(trial_usecases, "PAGE_BYTES", LIMIT)
     sid = create(client, max_epochs=9)["id"]
     metrics = {f"m{i:03d}": 0.25 for i in range(100)}
-    for n in range(9):  # bracket 2's first round: one-epoch trials, about 5 KB each
+    for n in range(9):  # bracket 2's first round: one-epoch trials, about 2 KB each
         tid = ask(client, sid, f"w{n}")["trial"]["id"]
         reported = report(client, sid, tid, 0, {**metrics, "val_loss": 1.0 / (n + 1)}, f"w{n}")
         assert reported.status_code == 200
@@ -49,7 +51,7 @@ def test_pages_stop_at_the_page_limit_and_nothing_is_lost(client, monkeypatch):
         params = {"limit": 1000} | ({"cursor": cursor} if cursor else {})
         page = client.get(f"/v1/studies/{sid}/trials", params=params)
         assert page.status_code == 200
-        assert len(page.content) <= 40_000
+        assert len(page.content) <= LIMIT
         body = page.json()
         seen += [t["id"] for t in body["items"]]
         pages += 1
@@ -60,9 +62,9 @@ def test_pages_stop_at_the_page_limit_and_nothing_is_lost(client, monkeypatch):
     assert sorted(seen, key=int) == [str(n) for n in range(9)]  # each once, none lost
 
     best = client.get(f"/v1/studies/{sid}/best", params={"k": 9})
-    error = assert_error(best, 413, "too_large", "page limit of 40000 bytes", "fit")
+    error = assert_error(best, 413, "too_large", f"page limit of {LIMIT} bytes", "fit")
     fitting = error["details"]["fitting"]
     assert 1 <= fitting < 9
     ok = client.get(f"/v1/studies/{sid}/best", params={"k": fitting})
     assert ok.status_code == 200 and len(ok.json()["items"]) == fitting
-    assert len(json.dumps(ok.json())) <= 40_000
+    assert len(json.dumps(ok.json())) <= LIMIT
