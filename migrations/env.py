@@ -7,11 +7,10 @@ from typing import Any
 from alembic import context
 from sqlalchemy import create_engine, pool, text
 
+from service.db.migrate import MIGRATION_LOCK
 from service.db.models import Base, UTCDateTime
 from service.db.session import ensure_sqlite_directory
 from service.settings import Settings
-
-MIGRATION_LOCK = 727274  # a PostgreSQL advisory lock: replicas starting at once migrate in turn
 
 config = context.config
 url = config.attributes.get("url") or Settings().resolved_database_url()

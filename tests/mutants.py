@@ -38,8 +38,8 @@ MUTANTS = {
         "        return False\n",
         MEMORY,
     ),
-    "sql: dedup off": (
-        "service/usecases/asking.py",
+    "sql: dedup off": (  # the stored hash is what the SQL store's unique constraint checks
+        "service/core/transitions.py",
         '        "values_hash": values_hash,',
         '        "values_hash": None,',
         SQL,
@@ -52,14 +52,14 @@ MUTANTS = {
     ),
     "memory: ties to the latest": (
         "service/core/memory.py",
-        "key=lambda t: (key(t.score), t.number))",
-        "key=lambda t: (key(t.score), -t.number))",
+        "key=lambda t: (t.score_key, t.number))",
+        "key=lambda t: (t.score_key, -t.number))",
         MEMORY,
     ),
     "sql: ties to the latest": (
         "service/db/repository.py",
-        "TrialRow.promoted.is_(False),\n    )\n    .order_by(TrialRow.score_key, TrialRow.number)",
-        "TrialRow.promoted.is_(False),\n    )\n    .order_by(TrialRow.score_key, -TrialRow.number)",
+        "    .order_by(TrialRow.score_key, TrialRow.number)\n    .limit(1)",
+        "    .order_by(TrialRow.score_key, -TrialRow.number)\n    .limit(1)",
         SQL,
     ),
 }

@@ -6,7 +6,6 @@ space ran out, brackets that shrank or closed), which the caller stores with it.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,8 +14,8 @@ from typing import Any
 class Decision:
     seed_state: int
     exhausted: bool = False
-    resized: tuple[tuple[Hashable, tuple[int, ...]], ...] = ()  # (bracket key, new sizes)
-    closed: tuple[Hashable, ...] = ()  # brackets that can make no more progress
+    resized: tuple[tuple[int, tuple[int, ...]], ...] = ()  # (bracket key, new sizes)
+    closed: tuple[int, ...] = ()  # brackets that can make no more progress
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,14 +29,14 @@ class NewBracket:
 class Retry(Decision):
     """Offer a trial again: same id, same values (newest first)."""
 
-    trial: Hashable
+    trial: int
 
 
 @dataclass(frozen=True, kw_only=True)
 class StartTrial(Decision):
     """A new configuration in round 0 of `bracket` (an open bracket's key or a new one)."""
 
-    bracket: Hashable | NewBracket
+    bracket: int | NewBracket
     values: dict[str, Any] = field(default_factory=dict)
     values_hash: str
     epochs: int
@@ -45,10 +44,11 @@ class StartTrial(Decision):
 
 @dataclass(frozen=True, kw_only=True)
 class Promote(Decision):
-    """Continue the best unpromoted completed trial of `round - 1` as a new trial in `round`
-    (best score first, ties to the earliest created)."""
+    """Continue `parent`, the best unpromoted completed trial of `round - 1` (best score
+    first, ties to the earliest created), as a new trial in `round`."""
 
-    bracket: Hashable
+    bracket: int
+    parent: int
     round: int
     epochs: int
     initial_epoch: int

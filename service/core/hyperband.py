@@ -13,7 +13,6 @@ bracket keeps successive halving on the configurations it has (Keras Tuner #676)
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from dataclasses import replace
 
 from .decisions import Decision, Done, NewBracket, Promote, Retry, StartTrial, Wait
@@ -36,8 +35,8 @@ def decide(config: StudyConfig, view: StudyView) -> Decision:
 
     schedule = config.schedule
     seed_state, exhausted = state.seed_state, state.exhausted
-    resized: list[tuple[Hashable, tuple[int, ...]]] = []
-    closed: list[Hashable] = []
+    resized: list[tuple[int, tuple[int, ...]]] = []
+    closed: list[int] = []
 
     def sample() -> tuple[dict, str] | None:
         nonlocal seed_state, exhausted
@@ -78,8 +77,11 @@ def decide(config: StudyConfig, view: StudyView) -> Decision:
             resized.append((bracket.key, bracket.sizes))
         round = _promotable_round(bracket)
         if round is not None:
+            parent = view.best_promotable(bracket.key, round - 1)
+            assert parent is not None, f"bracket {bracket.key}'s counters promise a trial"
             return Promote(
                 bracket=bracket.key,
+                parent=parent.key,
                 round=round,
                 epochs=schedule.epochs(bracket.bracket, round),
                 initial_epoch=schedule.initial_epoch(bracket.bracket, round),

@@ -1,63 +1,75 @@
 """A study kept in memory: the scheduler's reference store for simulations and tests.
 
-It applies the core's decisions with the same rules as the SQL application layer (one
-trial per worker, promotion of the best unpromoted completed trial, retries, lost leases)
-without any I/O, so the core can be checked against Keras Tuner and by property tests.
+It asks the core for decisions and writes the core's transitions (`transitions.py`) as
+they are, exactly as the SQL store does, with no I/O and no clock of its own (leases are
+lost when a test says so), so that the core can be checked against Keras Tuner and by
+property tests. Its records have the SQL rows' field names.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Hashable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from .decisions import Decision, Done, NewBracket, Promote, Retry, StartTrial, Wait
+from . import transitions as t
+from .decisions import Done, NewBracket, Promote, Retry, StartTrial, Wait
 from .hyperband import decide
-from .outcomes import Completed, Failed, RetryLater, after_final, judge_lost_lease, judge_run
 from .state import BracketState, StudyConfig, StudyState, TrialRef
+from .transitions import COMPLETED, FAILED, PENDING, RUNNING, Changes
 
-PENDING, RUNNING, COMPLETED, FAILED = "pending", "running", "completed", "failed"
+__all__ = ["COMPLETED", "FAILED", "PENDING", "RUNNING", "MemoryStudy", "MemoryTrial"]
 
 
 @dataclass
 class MemoryTrial:
+    id: int  # the same as its number: one study per store
     number: int
-    bracket_key: int
+    bracket_id: int
     iteration: int
     bracket: int
     round: int
     epochs: int
     initial_epoch: int
+    parent_id: int | None
+    parent_number: int | None
     values: dict[str, Any]
     values_hash: str | None
-    parent: int | None
-    status: str = RUNNING
-    worker: str | None = None
-    failed_runs: int = 0
-    lost_leases: int = 0
+    status: str
+    worker_id: str | None
+    lease_expires_at: datetime | None
+    started_at: datetime
+    created_at: datetime
+    runs: int
+    failed_runs: int
+    lost_leases: int
+    promoted: bool
     score: float | None = None
-    promoted: bool = False
-    queued: int = 0  # order in which pending trials were put back
+    score_key: float | None = None
+    error: str | None = None
+    queue_seq: int | None = None
+    finished_at: datetime | None = None
+    best_value: float | None = None
+    best_epoch: int | None = None
 
 
 @dataclass
-class _Bracket:
-    key: int
+class MemoryBracket:
+    id: int
     iteration: int
     bracket: int
-    sizes: tuple[int, ...]
+    sizes: list[int]
     created: list[int]
     completed: list[int]
-    active: int = 0
-    open: bool = True
+    active: int
+    is_open: bool
 
     def frozen(self) -> BracketState:
         return BracketState(
-            key=self.key,
+            key=self.id,
             iteration=self.iteration,
             bracket=self.bracket,
-            sizes=self.sizes,
+            sizes=tuple(self.sizes),
             created=tuple(self.created),
             completed=tuple(self.completed),
             active=self.active,
@@ -69,29 +81,38 @@ class MemoryStudy:
     config: StudyConfig
     seed: int
     trials: list[MemoryTrial] = field(default_factory=list)
-    brackets: list[_Bracket] = field(default_factory=list)
+    brackets: list[MemoryBracket] = field(default_factory=list)
+    status: str = "running"
+    reason: str | None = None
     seed_state: int = 0
     exhausted: bool = False
-    failed_reason: str | None = None
+    last_iteration: int | None = None
+    last_bracket: int | None = None
+    trial_count: int = 0
+    pending_count: int = 0
+    queue_counter: int = 0
     consecutive_failures: int = 0
-    _tried: set[str] = field(default_factory=set)
-    _queue_order: itertools.count = field(default_factory=itertools.count)
     # Indexes, so that one decision costs the same however long the history is.
+    _tried: set[str] = field(default_factory=set)
     _running: set[int] = field(default_factory=set)
-    _pending: dict[int, int] = field(default_factory=dict)  # number -> queue order
+    _pending: dict[int, int] = field(default_factory=dict)  # trial id -> queue_seq
     _rounds: dict[tuple[int, int], list[MemoryTrial]] = field(default_factory=dict)
-    _open: list[int] = field(default_factory=list)  # keys of the open brackets, oldest first
+    _open: list[int] = field(default_factory=list)  # ids of the open brackets, oldest first
 
     def __post_init__(self) -> None:
         self.seed_state = self.seed
 
+    @property
+    def failed_reason(self) -> str | None:
+        return self.reason if self.status == FAILED else None
+
     # -- the view the core reads -------------------------------------------------------
     @property
     def state(self) -> StudyState:
-        last = self.brackets[-1] if self.brackets else None
+        last = None if self.last_iteration is None else (self.last_iteration, self.last_bracket)
         return StudyState(
             seed_state=self.seed_state,
-            last_opened=(last.iteration, last.bracket) if last else None,
+            last_opened=last,  # type: ignore[arg-type]
             open_brackets=tuple(self.brackets[key].frozen() for key in self._open),
             exhausted=self.exhausted,
             failed_reason=self.failed_reason,
@@ -108,142 +129,144 @@ class MemoryStudy:
     def has_running(self) -> bool:
         return bool(self._running)
 
+    def best_promotable(self, bracket: int, round: int) -> TrialRef | None:
+        candidates = [
+            trial
+            for trial in self._rounds.get((bracket, round), ())
+            if trial.status == COMPLETED and not trial.promoted
+        ]
+        if not candidates:
+            return None
+        return TrialRef(min(candidates, key=lambda t: (t.score_key, t.number)).id)
+
     # -- the use cases -------------------------------------------------------------------
     def ask(self, worker: str) -> MemoryTrial | Wait | Done:
         for number in self._running:
-            if self.trials[number].worker == worker:
+            if self.trials[number].worker_id == worker:
                 return self.trials[number]
+        if self.status != "running":
+            failed = self.status == FAILED
+            return Done(seed_state=self.seed_state, reason=self.reason or "", failed=failed)
         decision = decide(self.config, self)
-        self._book(decision)
-        if isinstance(decision, Wait | Done):
+        study_changes, bracket_changes = t.sampler_changes(decision)
+        _assign(self, study_changes)
+        for key, values in bracket_changes.items():
+            _assign(self.brackets[key], values)
+            if not self.brackets[key].is_open:
+                self._open.remove(key)
+        now = datetime.now(UTC)
+        if isinstance(decision, Wait):
             return decision
-        assert isinstance(decision, Retry | StartTrial | Promote)
-        trial = self._apply(decision)
-        trial.status, trial.worker = RUNNING, worker
-        self._pending.pop(trial.number, None)
-        self._running.add(trial.number)
-        return trial
+        if isinstance(decision, Done):
+            status = FAILED if decision.failed else "done"
+            _assign(self, {"status": status, "reason": decision.reason})
+            return decision
+        if isinstance(decision, Retry):
+            trial = self.trials[decision.trial]
+            started = t.start_run(self, trial, worker_id=worker, now=now, lease_expires_at=None)
+            self._write(started, trial)
+            return trial
+        if isinstance(decision, StartTrial):
+            bracket = self._bracket(decision.bracket)
+            self._tried.add(decision.values_hash)
+            return self._insert(
+                t.new_trial(
+                    self,
+                    bracket,
+                    round=0,
+                    epochs=decision.epochs,
+                    initial_epoch=0,
+                    values=decision.values,
+                    values_hash=decision.values_hash,
+                    parent=None,
+                    worker_id=worker,
+                    now=now,
+                    lease_expires_at=None,
+                ),
+                bracket,
+                parent=None,
+            )
+        assert isinstance(decision, Promote)
+        bracket, parent = self.brackets[decision.bracket], self.trials[decision.parent]
+        return self._insert(
+            t.new_trial(
+                self,
+                bracket,
+                round=decision.round,
+                epochs=decision.epochs,
+                initial_epoch=decision.initial_epoch,
+                values=parent.values,
+                values_hash=None,
+                parent=parent,
+                worker_id=worker,
+                now=now,
+                lease_expires_at=None,
+            ),
+            bracket,
+            parent=parent,
+        )
 
     def tell(self, number: int, *, score: float | None = None, error: str | None = None) -> None:
         trial = self.trials[number]
         assert trial.status == RUNNING, f"trial {number} is {trial.status}"
-        self._running.discard(number)
-        outcome = judge_run(self.config, score=score, error=error, failed_runs=trial.failed_runs)
-        if isinstance(outcome, RetryLater):
-            trial.failed_runs += 1
-            self._put_back(trial)
-        elif isinstance(outcome, Completed):
-            trial.status, trial.score, trial.worker = COMPLETED, outcome.score, None
-            bracket = self.brackets[trial.bracket_key]
-            bracket.completed[trial.round] += 1
-            self._end(trial, None)
-        else:
-            trial.failed_runs += 1
-            self._fail(trial, outcome)
+        bracket = self.brackets[trial.bracket_id]
+        changes = t.end_run(
+            self.config, self, bracket, trial, score=score, error=error, now=datetime.now(UTC)
+        )
+        self._write(changes, trial, bracket)
 
     def lose_lease(self, number: int) -> None:
         """The worker running `number` vanished and its lease expired."""
         trial = self.trials[number]
-        assert trial.status == RUNNING
-        self._running.discard(number)
-        trial.lost_leases += 1
-        failed = judge_lost_lease(self.config, lost_leases=trial.lost_leases)
-        if failed is None:
-            self._put_back(trial)
-        else:
-            self._fail(trial, failed)
+        bracket = self.brackets[trial.bracket_id]
+        changes = t.lose_lease(self.config, self, bracket, trial, now=datetime.now(UTC))
+        self._write(changes, trial, bracket)
 
-    def best_promotable(self, bracket_key: int, round: int) -> MemoryTrial:
-        candidates = [
-            t
-            for t in self._rounds[(bracket_key, round)]
-            if t.status == COMPLETED and not t.promoted
-        ]
-        key = self.config.objective.key
-        return min(candidates, key=lambda t: (key(t.score), t.number))  # type: ignore[arg-type]
-
-    # -- applying decisions --------------------------------------------------------------
-    def _book(self, decision: Decision) -> None:
-        self.seed_state = decision.seed_state
-        self.exhausted = decision.exhausted
-        for key, sizes in decision.resized:
-            self.brackets[key].sizes = sizes  # type: ignore[call-overload]
-        for key in decision.closed:
-            self.brackets[key].open = False  # type: ignore[call-overload]
-            self._open.remove(key)  # type: ignore[arg-type]
-
-    def _apply(self, decision: Retry | StartTrial | Promote) -> MemoryTrial:
-        if isinstance(decision, Retry):
-            return self.trials[decision.trial]  # type: ignore[call-overload]
-        schedule = self.config.schedule
-        if isinstance(decision, StartTrial):
-            bracket = self._bracket(decision.bracket)
-            trial = self._new_trial(
-                bracket,
-                round=0,
-                epochs=decision.epochs,
-                initial_epoch=0,
-                values=dict(decision.values),
-                values_hash=decision.values_hash,
-                parent=None,
-            )
-            self._tried.add(decision.values_hash)
-            return trial
-        bracket = self.brackets[decision.bracket]  # type: ignore[call-overload]
-        parent = self.best_promotable(bracket.key, decision.round - 1)
-        parent.promoted = True
-        assert decision.epochs == schedule.epochs(bracket.bracket, decision.round)
-        return self._new_trial(
-            bracket,
-            round=decision.round,
-            epochs=decision.epochs,
-            initial_epoch=decision.initial_epoch,
-            values=dict(parent.values),
-            values_hash=None,
-            parent=parent.number,
-        )
-
-    def _bracket(self, ref: Hashable | NewBracket) -> _Bracket:
+    # -- writing what the core returns -----------------------------------------------------
+    def _bracket(self, ref: int | NewBracket) -> MemoryBracket:
         if not isinstance(ref, NewBracket):
-            return self.brackets[ref]  # type: ignore[call-overload]
-        bracket = _Bracket(
-            key=len(self.brackets),
-            iteration=ref.iteration,
-            bracket=ref.bracket,
-            sizes=ref.sizes,
-            created=[0] * len(ref.sizes),
-            completed=[0] * len(ref.sizes),
-        )
+            return self.brackets[ref]
+        fields, study_changes = t.new_bracket(ref)
+        bracket = MemoryBracket(id=len(self.brackets), **fields)
         self.brackets.append(bracket)
-        self._open.append(bracket.key)
+        self._open.append(bracket.id)
+        _assign(self, study_changes)
         return bracket
 
-    def _new_trial(self, bracket: _Bracket, **fields: Any) -> MemoryTrial:
-        trial = MemoryTrial(
-            number=len(self.trials),
-            bracket_key=bracket.key,
-            iteration=bracket.iteration,
-            bracket=bracket.bracket,
-            **fields,
-        )
+    def _insert(
+        self, new: t.NewTrial, bracket: MemoryBracket, *, parent: MemoryTrial | None
+    ) -> MemoryTrial:
+        trial = MemoryTrial(id=len(self.trials), **new.fields)
+        assert trial.id == trial.number
         self.trials.append(trial)
-        self._rounds.setdefault((bracket.key, trial.round), []).append(trial)
-        bracket.created[trial.round] += 1
-        bracket.active += 1
+        self._rounds.setdefault((bracket.id, trial.round), []).append(trial)
+        self._write(new.changes, trial, bracket, parent=parent)
         return trial
 
-    def _put_back(self, trial: MemoryTrial) -> None:
-        trial.status, trial.worker, trial.queued = PENDING, None, next(self._queue_order)
-        self._pending[trial.number] = trial.queued
+    def _write(
+        self,
+        changes: Changes,
+        trial: MemoryTrial,
+        bracket: MemoryBracket | None = None,
+        *,
+        parent: MemoryTrial | None = None,
+    ) -> None:
+        assert bracket is not None or not changes.bracket
+        assert parent is not None or not changes.parent
+        _assign(self, changes.study)
+        _assign(trial, changes.trial)
+        _assign(bracket, changes.bracket)
+        _assign(parent, changes.parent)
+        self._running.discard(trial.id)
+        self._pending.pop(trial.id, None)
+        if trial.status == RUNNING:
+            self._running.add(trial.id)
+        elif trial.status == PENDING:
+            assert trial.queue_seq is not None
+            self._pending[trial.id] = trial.queue_seq
 
-    def _fail(self, trial: MemoryTrial, failed: Failed) -> None:
-        trial.status, trial.worker = FAILED, None
-        self._end(trial, failed.reason)
 
-    def _end(self, trial: MemoryTrial, failure: str | None) -> None:
-        self.brackets[trial.bracket_key].active -= 1
-        self.consecutive_failures, reason = after_final(
-            self.config, consecutive_failures=self.consecutive_failures, failure=failure
-        )
-        if reason is not None and self.failed_reason is None:
-            self.failed_reason = reason
+def _assign(record: Any, values: dict[str, Any]) -> None:
+    for key, value in values.items():
+        assert hasattr(record, key), f"{type(record).__name__} has no field {key!r}"
+        setattr(record, key, value)

@@ -1,12 +1,11 @@
 """What the scheduler reads: a study's settings and a compact, read-only view of its state.
 
-The view holds only what one decision needs: the open brackets' counters and three
+The view holds only what one decision needs: the open brackets' counters and four
 indexed look-ups. Its size does not grow with the study's history.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -37,7 +36,7 @@ class BracketState:
     """One open bracket. `created`/`completed` count trials per round; `active` counts its
     trials that are running or waiting to be offered again."""
 
-    key: Hashable
+    key: int
     iteration: int
     bracket: int
     sizes: tuple[int, ...]
@@ -65,7 +64,7 @@ class StudyState:
 
 @dataclass(frozen=True)
 class TrialRef:
-    key: Hashable
+    key: int
 
 
 class StudyView(Protocol):
@@ -82,3 +81,7 @@ class StudyView(Protocol):
 
     def has_running(self) -> bool:
         """Whether any trial of the study is running."""
+
+    def best_promotable(self, bracket: int, round: int) -> TrialRef | None:
+        """The best completed trial of `round` in `bracket` not yet promoted (best score
+        first, ties to the earliest created)."""

@@ -12,6 +12,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
 
+# A PostgreSQL session advisory lock that migrations hold (migrations/env.py): replicas
+# starting at once migrate in turn, the later ones finding the schema already at head.
+MIGRATION_LOCK = 727274
+
 
 def alembic_config(url: str) -> Config:
     config = Config()

@@ -169,7 +169,7 @@ class TrialRow(Base):
             "score_key",
             "number",
             postgresql_where=text("status = 'completed' AND NOT promoted"),
-            sqlite_where=text("status = 'completed' AND NOT promoted"),
+            sqlite_where=text("status = 'completed' AND promoted = 0"),  # as SQLAlchemy writes it
         ),
         Index(
             "ix_trials_best",

@@ -381,10 +381,15 @@ _TRIAL_DEFAULTS = {
 
 def is_tried(session: Session, study_id: int, values_hash: str) -> bool:
     """Whether the study has a trial with this configuration (the unique index answers)."""
-    stmt = select(
-        exists().where(TrialRow.study_id == study_id, TrialRow.values_hash == values_hash)
+    return bool(session.scalar(_IS_TRIED, {"study_id": study_id, "values_hash": values_hash}))
+
+
+_IS_TRIED = select(
+    exists().where(
+        TrialRow.study_id == bindparam("study_id"),
+        TrialRow.values_hash == bindparam("values_hash"),
     )
-    return bool(session.scalar(stmt))
+)
 
 
 def has_running(session: Session, study_id: int) -> bool:
@@ -412,7 +417,7 @@ _BEST_PROMOTABLE = (
         TrialRow.bracket_id == bindparam("bracket_id"),
         TrialRow.round == bindparam("round"),
         TrialRow.status == "completed",
-        TrialRow.promoted.is_(False),
+        ~TrialRow.promoted,  # the words of ix_trials_promotable's predicate (SQLite needs them)
     )
     .order_by(TrialRow.score_key, TrialRow.number)
     .limit(1)

@@ -3,23 +3,21 @@ asks the scheduling core for a decision and stores it."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 from service.core import decisions as d
+from service.core import transitions as t
 from service.core.hyperband import decide
-from service.core.outcomes import judge_lost_lease
 from service.core.state import BracketState, StudyConfig, StudyState, TrialRef
 from service.db import repository as repo
 from service.db.models import BracketRow, StudyRow, TrialRow, utcnow
 from service.errors import NotFound
 
 from .context import Context
-from .lifecycle import bump, fail, lease_until, put_back, start_run
+from .lifecycle import lease_until, write
 
 
 @dataclass(frozen=True)
@@ -86,6 +84,10 @@ class SqlStudyView:
     def has_running(self) -> bool:
         return repo.has_running(self.session, self.study.id)
 
+    def best_promotable(self, bracket: int, round: int) -> TrialRef | None:
+        trial = repo.best_promotable(self.session, bracket, round)  # held by the session
+        return None if trial is None else TrialRef(trial.id)
+
 
 def ask(ctx: Context, study_id: int, worker_id: str) -> AskResult:
     def work(session: Session) -> AskResult:
@@ -139,15 +141,9 @@ def reclaim_expired_leases(
     repo.change(study, leases_checked_at=now)
     expired = repo.expired_leases(session, study.id, now)
     for trial in expired:
-        repo.change(trial, lost_leases=trial.lost_leases + 1)
-        failed = judge_lost_lease(config, lost_leases=trial.lost_leases)
-        if failed is None:
-            put_back(study, trial, keep_worker=True)
-        else:
-            bracket = view.brackets.get(trial.bracket_id) or repo.get_bracket(
-                session, trial.bracket_id
-            )
-            fail(config, study, bracket, trial, reason=failed.reason, now=now)
+        bracket = view.brackets.get(trial.bracket_id) or repo.get_bracket(session, trial.bracket_id)
+        lost = t.lose_lease(config, study, bracket, trial, now=now)
+        write(lost, study=study, trial=trial, bracket=bracket)
     return len(expired)
 
 
@@ -164,22 +160,23 @@ def _apply(
     """Store the decision. None (nothing stored but a newly opened bracket) when the
     configuration it sampled is already in the study."""
     study = view.study
+    lease = lease_until(config, now)
     if isinstance(decision, d.StartTrial):
         bracket = _bracket(session, view, decision.bracket)
-        trial = _insert_trial(
-            session,
-            config,
+        new = t.new_trial(
             study,
             bracket,
-            worker_id=worker_id,
-            now=now,
             round=0,
             epochs=decision.epochs,
             initial_epoch=0,
             values=decision.values,
             values_hash=decision.values_hash,
-            sampled={"seed_state": decision.seed_state, "exhausted": decision.exhausted},
+            parent=None,
+            worker_id=worker_id,
+            now=now,
+            lease_expires_at=lease,
         )
+        trial = _insert(session, view, new, decision, bracket=bracket, parent=None)
         if trial is None:
             return None
         _book(view, decision)
@@ -192,109 +189,72 @@ def _apply(
         repo.change(study, status="failed" if decision.failed else "done", reason=decision.reason)
         return AskResult("done", reason=decision.reason)
     if isinstance(decision, d.Retry):
-        trial = repo.get_trial_by_id(session, decision.trial)  # type: ignore[arg-type]
-        start_run(session, config, study, trial, worker_id=worker_id, now=now)
+        trial = repo.get_trial_by_id(session, decision.trial)
+        repo.delete_metrics(session, trial.id)  # the new run starts with a clean history
+        started = t.start_run(study, trial, worker_id=worker_id, now=now, lease_expires_at=lease)
+        write(started, study=study, trial=trial)
         return AskResult("run", trial)
     if isinstance(decision, d.Promote):
-        bracket = view.brackets[decision.bracket]  # type: ignore[index]
-        parent = repo.best_promotable(session, bracket.id, decision.round - 1)
-        assert parent is not None, "the core promoted from a round with no candidate"
-        child = _insert_trial(
-            session,
-            config,
+        bracket = view.brackets[decision.bracket]
+        parent = repo.get_trial_by_id(session, decision.parent)  # read by the view
+        new = t.new_trial(
             study,
             bracket,
-            worker_id=worker_id,
-            now=now,
             round=decision.round,
             epochs=decision.epochs,
             initial_epoch=decision.initial_epoch,
             values=parent.values,
+            values_hash=None,
             parent=parent,
+            worker_id=worker_id,
+            now=now,
+            lease_expires_at=lease,
         )
+        child = _insert(session, view, new, decision, bracket=bracket, parent=parent)
         assert child is not None
         return AskResult("run", child)
     raise TypeError(decision)  # pragma: no cover
 
 
 def _book(view: SqlStudyView, decision: d.Decision) -> None:
-    """The sampler's bookkeeping that comes with every decision."""
-    study = view.study
-    if (study.seed_state, study.exhausted) != (decision.seed_state, decision.exhausted):
-        repo.change(study, seed_state=decision.seed_state, exhausted=decision.exhausted)
-    for key, sizes in decision.resized:
-        repo.change(view.brackets[key], sizes=list(sizes))  # type: ignore[index]
-    for key in decision.closed:
-        repo.change(view.brackets[key], is_open=False)  # type: ignore[index]
+    """Write the sampler's bookkeeping that comes with every decision."""
+    study_changes, bracket_changes = t.sampler_changes(decision)
+    changed = {k: v for k, v in study_changes.items() if getattr(view.study, k) != v}
+    if changed:
+        repo.change(view.study, **changed)
+    for key, values in bracket_changes.items():
+        repo.change(view.brackets[key], **values)
 
 
-def _bracket(session: Session, view: SqlStudyView, ref: Hashable | d.NewBracket) -> BracketRow:
+def _bracket(session: Session, view: SqlStudyView, ref: int | d.NewBracket) -> BracketRow:
     if not isinstance(ref, d.NewBracket):
-        return view.brackets[ref]  # type: ignore[index]
-    study = view.study
-    bracket = BracketRow(
-        study_id=study.id,
-        iteration=ref.iteration,
-        bracket=ref.bracket,
-        sizes=list(ref.sizes),
-        created=[0] * len(ref.sizes),
-        completed=[0] * len(ref.sizes),
-        active=0,
-        is_open=True,
-    )
-    repo.change(study, last_iteration=ref.iteration, last_bracket=ref.bracket)
+        return view.brackets[ref]
+    fields, study_changes = t.new_bracket(ref)
+    bracket = BracketRow(study_id=view.study.id, **fields)
+    repo.change(view.study, **study_changes)
     repo.add(session, bracket)
     view.brackets[bracket.id] = bracket  # open now, whatever happens to this decision
     return bracket
 
 
-def _insert_trial(
+def _insert(
     session: Session,
-    config: StudyConfig,
-    study: StudyRow,
-    bracket: BracketRow,
+    view: SqlStudyView,
+    new: t.NewTrial,
+    decision: d.Decision,
     *,
-    worker_id: str,
-    now: datetime,
-    round: int,
-    epochs: int,
-    initial_epoch: int,
-    values: dict[str, Any],
-    values_hash: str | None = None,
-    parent: TrialRow | None = None,
-    sampled: dict[str, Any] | None = None,
+    bracket: BracketRow,
+    parent: TrialRow | None,
 ) -> TrialRow | None:
-    """Insert a new trial, already running for `worker_id`, and move the counters it moves
-    (the study's, the bracket's round's, the parent's `promoted`; `sampled`: the sampler's
-    state after drawing its values) in the same statement; None when its sampled
-    configuration is already in the study, and then nothing moves."""
-    fields = {
-        "study_id": study.id,
-        "number": study.trial_count,
-        "bracket_id": bracket.id,
-        "iteration": bracket.iteration,
-        "bracket": bracket.bracket,
-        "round": round,
-        "epochs": epochs,
-        "initial_epoch": initial_epoch,
-        "parent_id": parent.id if parent else None,
-        "parent_number": parent.number if parent else None,
-        "values": dict(values),
-        "values_hash": values_hash,
-        "status": "running",
-        "worker_id": worker_id,
-        "lease_expires_at": lease_until(config, now),
-        "started_at": now,
-        "created_at": now,
-        "runs": 1,
-        "failed_runs": 0,
-        "lost_leases": 0,
-        "promoted": False,
-    }
-    moved: list[tuple[Any, dict[str, Any]]] = [
-        (study, {"trial_count": study.trial_count + 1, **(sampled or {})}),
-        (bracket, {"created": bump(bracket.created, round), "active": bracket.active + 1}),
+    """Insert a new trial, and the changes that come with it (the study's and bracket's
+    counters, the parent's `promoted`, the sampler's state after drawing its values) in
+    the same statement; None when its sampled configuration is already in the study, and
+    then nothing moves."""
+    sampled, _ = t.sampler_changes(decision)
+    moved: list[tuple[object, dict]] = [
+        (view.study, {**new.changes.study, **sampled}),
+        (bracket, new.changes.bracket),
     ]
     if parent is not None:
-        moved.append((parent, {"promoted": True}))
-    return repo.insert_trial(session, fields, on_insert=moved)
+        moved.append((parent, new.changes.parent))
+    return repo.insert_trial(session, {"study_id": view.study.id, **new.fields}, on_insert=moved)

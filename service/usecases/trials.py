@@ -19,14 +19,14 @@ from sqlalchemy.orm import Session
 
 from rung.schemas import MAX_HYPERPARAMETERS, ReportRequest, TellRequest
 from rung.space import SpaceError, from_dict
-from service.core.outcomes import Completed, RetryLater, judge_run
+from service.core import transitions as t
 from service.core.state import StudyConfig
 from service.db import repository as repo
 from service.db.models import StudyRow, TrialMetricRow, TrialRow, utcnow
 from service.errors import AlreadyFinished, Invalid, LeaseLost, NotFound, NotRunning, TooLarge
 
 from .context import Context
-from .lifecycle import complete, fail, lease_until, put_back
+from .lifecycle import lease_until, write
 from .lookups import check_holder, find_study, find_trial
 
 
@@ -137,25 +137,19 @@ def tell(ctx: Context, study_id: int, number: int, body: TellRequest) -> TrialRo
         score = None
         if body.status == "completed":
             score = _score(config, trial, body)
-        now = utcnow()
-        outcome = judge_run(
+        ended = t.end_run(
             config,
+            study,
+            bracket,
+            trial,
             score=score,
             error=body.error if body.status == "failed" else None,
-            failed_runs=trial.failed_runs,
+            now=utcnow(),
         )
         repo.change(trial, tell_digest=digest)
         if body.metrics is not None:
             repo.change(trial, metrics=body.metrics)
-        if isinstance(outcome, Completed):
-            complete(config, study, bracket, trial, score=outcome.score, now=now)
-        else:
-            repo.change(trial, failed_runs=trial.failed_runs + 1)
-            if isinstance(outcome, RetryLater):
-                repo.change(trial, error=outcome.reason)
-                put_back(study, trial, keep_worker=False)
-            else:
-                fail(config, study, bracket, trial, reason=outcome.reason, now=now)
+        write(ended, study=study, trial=trial, bracket=bracket)
         return trial
 
     return ctx.db.transaction(work, study=study_id)

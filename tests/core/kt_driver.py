@@ -237,7 +237,7 @@ def _compare(kt_trial: Any, ours: Any, kt_bracket: dict[str, int]) -> Handout:
         initial_epoch=ours.initial_epoch,
         round=ours.round,
         bracket=ours.bracket,
-        parent=ours.parent,
+        parent=ours.parent_number,
     )
     if expected != got:
         raise Mismatch(f"Keras Tuner handed out {expected}, Rung {got}")

@@ -97,23 +97,23 @@ def test_invariants_without_failures(
     for t in handouts:
         assert t.epochs == schedule.epochs(t.bracket, t.round)
         assert t.initial_epoch == schedule.initial_epoch(t.bracket, t.round)
-        assert (t.parent is None) == (t.round == 0)
-        if t.parent is not None:
-            parent = study.trials[t.parent]
+        assert (t.parent_number is None) == (t.round == 0)
+        if t.parent_number is not None:
+            parent = study.trials[t.parent_number]
             assert parent.values == t.values
-            assert (parent.bracket_key, parent.round + 1) == (t.bracket_key, t.round)
+            assert (parent.bracket_id, parent.round + 1) == (t.bracket_id, t.round)
             assert parent.epochs == t.initial_epoch
     assert len(handouts) == len(study.trials) == iterations * schedule.trials_per_iteration()
     # The promoted set of each round is the top-size(r) of the round before (ties: earliest).
     key = study.config.objective.key
     rounds = defaultdict(list)
     for t in study.trials:
-        rounds[(t.bracket_key, t.round)].append(t)
+        rounds[(t.bracket_id, t.round)].append(t)
     for (bracket_key, r), trials in rounds.items():
         if r == 0:
             continue
         previous = sorted(rounds[(bracket_key, r - 1)], key=lambda t: (key(t.score), t.number))
-        assert {t.parent for t in trials} == {t.number for t in previous[: len(trials)]}
+        assert {t.parent_number for t in trials} == {t.number for t in previous[: len(trials)]}
     assert all(t.status == COMPLETED for t in study.trials)
     final = study.ask("late")
     assert isinstance(final, Done) and final.reason == REASON_COMPLETED
@@ -126,7 +126,7 @@ def test_determinism_for_a_seed(seed, workers, order):
         study = make_study(27, 3, seed=seed)
         rng = random.Random(order)
         handouts, _ = simulate(study, workers=workers, rng=rng)
-        return [(t.number, t.values, t.epochs, t.parent) for t in handouts]
+        return [(t.number, t.values, t.epochs, t.parent_number) for t in handouts]
 
     assert run() == run()
 
@@ -147,10 +147,10 @@ def test_failed_trials_are_never_promoted(max_epochs, workers, order, retries, f
     schedule = study.config.schedule
     simulate(study, workers=workers, rng=rng, fail=lambda t: rng.random() < fail_rate)
     failed = {t.number for t in study.trials if t.status == FAILED}
-    assert all(t.parent not in failed for t in study.trials)
+    assert all(t.parent_number not in failed for t in study.trials)
     assert all(t.failed_runs == retries + 1 for t in study.trials if t.status == FAILED)
     assert all(t.status in (COMPLETED, FAILED) for t in study.trials)
-    per_round = Counter((t.bracket_key, t.round) for t in study.trials)
+    per_round = Counter((t.bracket_id, t.round) for t in study.trials)
     for (key, r), n in per_round.items():
         assert n <= schedule.size(study.brackets[key].bracket, r)
 
@@ -212,7 +212,7 @@ def test_wait_only_when_the_last_bracket_is_open():
     assert isinstance(study.ask("w5"), Wait)  # 2 of 3 completed: not > 3 - 1 yet
     study.tell(trials[2].number, score=3.0)
     promoted = study.ask("w5")
-    assert promoted.round == 1 and promoted.parent == trials[2].number
+    assert promoted.round == 1 and promoted.parent_number == trials[2].number
 
 
 def test_unbounded_iterations_keep_opening_brackets():
@@ -233,7 +233,7 @@ def test_small_space_still_gets_successive_halving():
     handouts, _ = simulate(study, workers=3, rng=random.Random(1))
     sampled = [t for t in handouts if t.round == 0]
     assert len(sampled) == 6 and len({tuple(sorted(t.values.items())) for t in sampled}) == 6
-    assert study.brackets[0].sizes == (6, 2, 1, 1, 1)
+    assert study.brackets[0].sizes == [6, 2, 1, 1, 1]
     assert max(t.epochs for t in handouts) == 81
     assert Counter(t.round for t in handouts) == {0: 6, 1: 2, 2: 1, 3: 1, 4: 1}
     final = study.ask("late")
@@ -266,6 +266,6 @@ def test_promoted_trials_report_their_real_bracket(workers):
     study = make_study(27, 3)
     handouts, _ = simulate(study, workers=workers, rng=random.Random(workers))
     for t in handouts:
-        assert t.bracket == study.brackets[t.bracket_key].bracket
-        if t.parent is not None:
-            assert study.trials[t.parent].bracket == t.bracket
+        assert t.bracket == study.brackets[t.bracket_id].bracket
+        if t.parent_number is not None:
+            assert study.trials[t.parent_number].bracket == t.bracket

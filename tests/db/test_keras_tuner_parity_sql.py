@@ -55,7 +55,7 @@ class ServiceStudy:
             initial_epoch=t.initial_epoch,
             round=t.round,
             bracket=t.bracket,
-            parent=t.parent_number,
+            parent_number=t.parent_number,
             failed_runs=t.failed_runs,
         )
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 
 from service.core.schedule import Schedule
 
@@ -31,15 +33,34 @@ def all_trials(base_url: str, study_id: str, headers: dict | None = None) -> lis
                 return trials
 
 
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """A connection whose reads all see one state of the database. PostgreSQL: a REPEATABLE
+    READ transaction. SQLite: an explicit BEGIN, because the Python driver runs SELECTs
+    outside any transaction (each would see a different state while workers write)."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.exec_driver_sql("ROLLBACK")
+        return
+    with (
+        engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn,
+        conn.begin(),
+    ):
+        yield conn
+
+
 def audit_counters(database_url: str, study_id: str) -> None:
     """The counters stored for speed (the study's trial and pending counts, each bracket's
     created / completed / active counts, each trial's `promoted` flag) against a count of
     the rows, read with plain SQL, not through the service's repository."""
     engine = create_engine(database_url)
     sid = {"s": int(study_id)}
-    snapshot = {} if database_url.startswith("sqlite") else {"isolation_level": "REPEATABLE READ"}
-    try:  # one snapshot (SQLite's read transaction is one): it may run while workers do
-        with engine.connect().execution_options(**snapshot) as conn, conn.begin():
+    try:  # one snapshot: it may run while workers write
+        with snapshot(engine) as conn:
             trial_count, pending_count = conn.execute(
                 text("SELECT trial_count, pending_count FROM studies WHERE id = :s"), sid
             ).one()
