@@ -25,16 +25,16 @@ def alive(study: MemoryStudy, uploaded: set[int], keep_best: int) -> int:
         (t for t in study.trials if t.status == "completed"), key=lambda t: (key(t.score), t.number)
     )  # type: ignore[arg-type]
     best = {t.number for t in done[:keep_best]}
-    children = {t.parent: t.status for t in study.trials if t.parent is not None}
+    children = {t.parent_number: t.status for t in study.trials if t.parent_number is not None}
     count = 0
     for number in uploaded:
         trial = study.trials[number]
-        bracket = study.brackets[trial.bracket_key]
+        bracket = study.brackets[trial.bracket_id]
         owner = CheckpointOwner(
             status=trial.status,
             promoted=trial.promoted,
             round=trial.round,
-            bracket_open=bracket.open,
+            bracket_open=bracket.is_open,
             sizes=bracket.sizes,
             created=tuple(bracket.created),
             child_status=children.get(number),

@@ -40,7 +40,7 @@ def bulk_load(url: str, trials: int) -> None:
     with db.write() as session:
         bracket_ids = {}
         for b in memory.brackets:
-            bracket_ids[b.key] = session.execute(
+            bracket_ids[b.id] = session.execute(
                 insert(BracketRow)
                 .values(
                     study_id=study_id,
@@ -50,7 +50,7 @@ def bulk_load(url: str, trials: int) -> None:
                     created=b.created,
                     completed=b.completed,
                     active=0,
-                    is_open=b.open,
+                    is_open=b.is_open,
                     created_at=now,
                 )
                 .returning(BracketRow.id)
@@ -60,14 +60,14 @@ def bulk_load(url: str, trials: int) -> None:
                 "id": t.number + 1,
                 "study_id": study_id,
                 "number": t.number,
-                "bracket_id": bracket_ids[t.bracket_key],
+                "bracket_id": bracket_ids[t.bracket_id],
                 "iteration": t.iteration,
                 "bracket": t.bracket,
                 "round": t.round,
                 "epochs": t.epochs,
                 "initial_epoch": t.initial_epoch,
-                "parent_id": None if t.parent is None else t.parent + 1,
-                "parent_number": t.parent,
+                "parent_id": None if t.parent_number is None else t.parent_number + 1,
+                "parent_number": t.parent_number,
                 "values": t.values,
                 "values_hash": t.values_hash,
                 "status": "completed",

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -78,7 +79,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, exempt=("/checkpoint",))
     hosts = allowed_hosts(settings.allowed_hosts, has_tokens=bool(tokens), bind_host=settings.host)
     app.add_middleware(AllowedHosts, patterns=hosts)  # last added: runs first
+    _document_only_declared_errors(app)
     return app
+
+
+def _document_only_declared_errors(app: FastAPI) -> None:
+    """FastAPI lists a 422 of its own on every route with a parameter, even where no input
+    can be invalid (a path's string id). Each route lists the errors it can answer
+    (`api.deps.errors`, our 422 an ErrorResponse): FastAPI's is taken out of the document."""
+    make = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = make()
+            for operations in document["paths"].values():
+                for operation in operations.values():
+                    answer = operation["responses"].get("422", {})
+                    if "HTTPValidationError" in str(answer):
+                        del operation["responses"]["422"]
+            for name in ("HTTPValidationError", "ValidationError"):
+                document["components"]["schemas"].pop(name, None)
+        assert app.openapi_schema is not None
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _tidy_checkpoints(ctx: Context, settings: Settings) -> None:

@@ -769,7 +769,7 @@ class _HandleBase:
         return SearchSpace.from_dicts(self.study.hyperparameters)
 
     def heartbeat_interval(self) -> float:
-        return max(0.05, float(self.study.settings.get("lease_seconds", 120)) / 3)
+        return max(0.05, self.study.settings.lease_seconds / 3)
 
     def _wait(self, answer: AskResponse, rng: random.Random) -> float:
         return max(0.01, (answer.retry_after_s or 1.0) * rng.uniform(0.5, 1.5))

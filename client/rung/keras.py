@@ -568,7 +568,7 @@ class Tuner:
 
     def _raise_if_failed(self, study: Any) -> None:
         if study.status == "failed":
-            limit = study.settings.get("max_consecutive_failed_trials")
+            limit = study.settings.max_consecutive_failed_trials
             raise RuntimeError(
                 f"Number of consecutive failures exceeded the limit of {limit}.\n"
                 f"{study.reason}\n(study {study.name!r} has failed; fix the cause, then "
@@ -584,7 +584,7 @@ class Tuner:
         hp = HyperParameters(
             handle.space,
             trial.hyperparameters,
-            allow_new_entries=bool(handle.study.settings["allow_new_entries"]),
+            allow_new_entries=handle.study.settings.allow_new_entries,
         )
         outcome = _Outcome()
         token = _current_trial.set(trial)

@@ -117,10 +117,9 @@ class ObjectiveSpec(_Model):
 ObjectiveInput = Name | ObjectiveSpec | Annotated[list[Name | ObjectiveSpec], Field(max_length=32)]
 
 
-class StudySettings(_Model):
-    """Everything that defines a study; creating it twice with equal settings is a no-op."""
+class StudyOptions(_Model):
+    """A study's settings but its search space."""
 
-    hyperparameters: HyperParameterList = []
     objective: ObjectiveInput
     max_epochs: Annotated[int, Field(ge=1, le=100_000)] = 100
     factor: Annotated[int, Field(ge=2, le=1000)] = 3
@@ -147,6 +146,12 @@ class StudySettings(_Model):
         1, description="checkpoints of the best trials kept after they can no longer be promoted"
     )
 
+
+class StudySettings(StudyOptions):
+    """Everything that defines a study; creating it twice with equal settings is a no-op."""
+
+    hyperparameters: HyperParameterList = []
+
     @model_validator(mode="after")
     def _valid_space(self) -> StudySettings:
         try:
@@ -154,6 +159,13 @@ class StudySettings(_Model):
         except SpaceError as exc:
             raise ValueError(str(exc)) from None
         return self
+
+
+class StudyOptionsShown(StudyOptions):
+    """The settings a study was created with, as an answer shows them (its search space is
+    the study's `hyperparameters`). Settings this client does not know are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
 
 
 class StudyCreate(StudySettings):
@@ -263,7 +275,7 @@ class Study(_Out):
     status: StudyStatus
     reason: str | None
     created_at: datetime
-    settings: dict[str, Any] = Field(description="the settings the study was created with")
+    settings: StudyOptionsShown = Field(description="the settings the study was created with")
     hyperparameters: list[dict[str, Any]] = Field(
         description="the search space now (it grows with new entries when tuned)"
     )

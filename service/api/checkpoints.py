@@ -12,12 +12,11 @@ from service.usecases import checkpoints
 from service.usecases.context import Context
 
 from .auth import READ, WORK, allowed
-from .deps import ERRORS, context, study_key, trial_key
+from .deps import context, errors, study_key, trial_key
 
 router = APIRouter(
     prefix="/v1/studies/{study_id}/trials/{trial_id}/checkpoint",
     tags=["checkpoints"],
-    responses=ERRORS,
 )
 Ctx = Annotated[Context, Depends(context)]
 BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
@@ -25,6 +24,15 @@ BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "b
 
 @router.put(
     "",
+    summary="Upload a trial's checkpoint",
+    responses=errors(
+        404,
+        413,
+        422,
+        conflict="the caller does not hold the trial's lease",
+        _413="the checkpoint is over RUNG_MAX_CHECKPOINT_BYTES",
+        _422="a missing header, or bytes that do not match X-Checkpoint-SHA256",
+    ),
     status_code=status.HTTP_201_CREATED,
     response_model=w.CheckpointInfo,
     dependencies=allowed(WORK),
@@ -61,7 +69,11 @@ async def upload_checkpoint(
     "",
     dependencies=allowed(READ),
     response_class=StreamingResponse,
-    responses={200: {"content": BINARY, "description": "the checkpoint's bytes"}},
+    summary="Download a trial's checkpoint",
+    responses={
+        200: {"content": BINARY, "description": "the checkpoint's bytes"},
+        **errors(404, _404="no such study or trial, or the trial has no checkpoint"),
+    },
 )
 def download_checkpoint(study_id: str, trial_id: str, ctx: Ctx) -> StreamingResponse:
     """The trial's checkpoint; its SHA-256 is in the X-Checkpoint-SHA256 header."""

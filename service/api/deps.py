@@ -13,10 +13,41 @@ from service.errors import Invalid, NotFound
 from service.metrics import Metrics
 from service.usecases.context import Context
 
-# Every error status an API route can answer, for the OpenAPI document.
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 409, 413, 422)
+# What each error status means, for the OpenAPI document. Every /v1 route may answer 400
+# (a Host the server does not answer to), 401 and 403 (with API tokens) and 503 (the
+# database or the checkpoint store cannot be reached now: retry after Retry-After); each
+# route adds the others it can answer (`errors`).
+ERROR_MEANINGS = {
+    400: "malformed JSON, or a Host this server does not answer to (host_not_allowed)",
+    401: "a missing or unknown API token (only when tokens are configured)",
+    403: "the token's role may not make this call",
+    404: "no such study or trial",
+    413: "the body is over its limit",
+    422: "invalid input: the message names the field",
+    503: "the database or the checkpoint store cannot be reached now; retry after Retry-After",
 }
+ALWAYS = (400, 401, 403, 503)
+
+
+def errors(
+    *statuses: int,
+    conflict: str | None = None,
+    always: tuple[int, ...] = ALWAYS,
+    **meanings: str,
+) -> dict[int | str, Any]:
+    """The error answers of one route: those every /v1 route has (`always`), `statuses`,
+    and 409 with what `conflict` means; `meanings` (`_413="…"`) say more than the default."""
+    codes = sorted({*always, *statuses, *([409] if conflict else [])})
+    described = {int(key.lstrip("_")): text for key, text in meanings.items()}
+    return {
+        code: {
+            "model": ErrorResponse,
+            "description": described.get(code)
+            or (conflict if code == 409 else None)
+            or ERROR_MEANINGS[code],
+        }
+        for code in codes
+    }
 
 
 # Dependencies are `async def` although they never await: FastAPI runs a plain `def`

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -11,13 +9,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from service.db import migrate
 
 from .auth import READ, allowed
-from .deps import ERRORS
+from .deps import errors
 
 router = APIRouter(tags=["health"])
-AUTH_ERRORS: dict[int | str, dict[str, Any]] = {status: ERRORS[status] for status in (401, 403)}
+AUTH_ERRORS = errors(always=(400, 401, 403))
 
 
-@router.get("/healthz")
+@router.get("/healthz", summary="Liveness", responses=errors(always=(400,)))
 def healthz() -> dict[str, str]:
     """The process is up (no token needed)."""
     return {"status": "ok"}
@@ -25,8 +23,12 @@ def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
+    summary="Readiness",
     dependencies=allowed(READ),
-    responses={**AUTH_ERRORS, 503: {"description": "not ready"}},
+    responses={
+        **AUTH_ERRORS,
+        503: {"description": "not ready: the database does not answer or its schema is old"},
+    },
 )
 def readyz(request: Request) -> JSONResponse:
     """The database answers and its schema is the one this server needs."""
@@ -41,6 +43,7 @@ def readyz(request: Request) -> JSONResponse:
 
 @router.get(
     "/metrics",
+    summary="Prometheus metrics",
     dependencies=allowed(READ),
     response_class=Response,
     responses={**AUTH_ERRORS, 200: {"content": {CONTENT_TYPE_LATEST: {}}}},

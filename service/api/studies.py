@@ -12,33 +12,53 @@ from service.usecases.context import Context
 
 from . import mapping
 from .auth import ADMIN, READ, allowed
-from .deps import ERRORS, context, cursor_key, study_key
+from .deps import context, cursor_key, errors, study_key
 
-router = APIRouter(prefix="/v1/studies", tags=["studies"], responses=ERRORS)
+router = APIRouter(prefix="/v1/studies", tags=["studies"])
 Ctx = Annotated[Context, Depends(context)]
 
 
 @router.post(
     "",
+    summary="Create a study",
     response_model=w.Study,
     status_code=status.HTTP_201_CREATED,
     dependencies=allowed(ADMIN),
-    responses={200: {"model": w.Study, "description": "the study exists with these settings"}},
+    responses={
+        200: {"model": w.Study, "description": "the study exists with these settings"},
+        **errors(
+            413,
+            422,
+            conflict="a study of this name exists with other settings: `details.differences` "
+            "names each one with its stored and requested values",
+        ),
+    },
 )
 def create_study(body: w.StudyCreate, response: Response, ctx: Ctx) -> w.Study:
+    """Create a study from its name, search space, objective and Hyperband settings. Creating
+    it again with the same settings answers the existing study (200), so every worker may
+    run the same creating call."""
     row, created = studies.create_study(ctx, body)
     if not created:
         response.status_code = status.HTTP_200_OK
     return mapping.study(ctx, row)
 
 
-@router.get("", response_model=w.Page[w.Study], dependencies=allowed(READ))
+@router.get(
+    "",
+    summary="List studies",
+    response_model=w.Page[w.Study],
+    dependencies=allowed(READ),
+    responses=errors(422),
+)
 def list_studies(
     ctx: Ctx,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
     name: Annotated[str | None, Query(max_length=w.MAX_NAME, description="exact name")] = None,
 ) -> w.Page[w.Study]:
+    """Studies in the order they were created, a page at a time: pass `next_cursor` back as
+    `cursor` for the next page. `name` finds one study by its exact name."""
     rows, last = studies.list_studies(ctx, after=cursor_key(cursor), limit=limit, name=name)
     return w.Page[w.Study](
         items=[mapping.study(ctx, row) for row in rows],
@@ -46,25 +66,53 @@ def list_studies(
     )
 
 
-@router.get("/{study_id}", response_model=w.Study, dependencies=allowed(READ))
+@router.get(
+    "/{study_id}",
+    summary="Get a study and its progress",
+    response_model=w.Study,
+    dependencies=allowed(READ),
+    responses=errors(404),
+)
 def get_study(study_id: str, ctx: Ctx) -> w.Study:
+    """The study with its `progress`: trials by status, each bracket's rounds (planned,
+    created, completed, epochs) and the best trial so far."""
     details = studies.get_study(ctx, study_key(study_id))
     return mapping.study(ctx, details.study, details)
 
 
-@router.post("/{study_id}/stop", response_model=w.Study, dependencies=allowed(ADMIN))
+@router.post(
+    "/{study_id}/stop",
+    summary="Stop a study",
+    response_model=w.Study,
+    dependencies=allowed(ADMIN),
+    responses=errors(404),
+)
 def stop_study(study_id: str, ctx: Ctx) -> w.Study:
     """No new trials; running trials may still report and tell. Asks answer "done"."""
     return mapping.study(ctx, studies.stop_study(ctx, study_key(study_id)))
 
 
-@router.post("/{study_id}/resume", response_model=w.Study, dependencies=allowed(ADMIN))
+@router.post(
+    "/{study_id}/resume",
+    summary="Resume a stopped or failed study",
+    response_model=w.Study,
+    dependencies=allowed(ADMIN),
+    responses=errors(404, conflict="the study is done: it has nothing left to run"),
+)
 def resume_study(study_id: str, ctx: Ctx) -> w.Study:
     """A stopped or failed study runs again, its results kept (409 if it is done)."""
     return mapping.study(ctx, studies.resume_study(ctx, study_key(study_id)))
 
 
-@router.delete("/{study_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=allowed(ADMIN))
+@router.delete(
+    "/{study_id}",
+    summary="Delete a study",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=allowed(ADMIN),
+    responses=errors(404),
+)
 def delete_study(study_id: str, ctx: Ctx) -> Response:
+    """Delete the study with its trials, histories and checkpoints (the files first: if the
+    store cannot delete them, 503 and the study is kept)."""
     studies.delete_study(ctx, study_key(study_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

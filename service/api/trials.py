@@ -13,15 +13,28 @@ from service.usecases.context import Context
 
 from . import mapping
 from .auth import READ, WORK, allowed
-from .deps import ERRORS, context, cursor_key, reply, served, study_key, trial_key
+from .deps import context, cursor_key, errors, reply, served, study_key, trial_key
 
 log = logging.getLogger("rung.trials")
-router = APIRouter(prefix="/v1/studies/{study_id}", tags=["trials"], responses=ERRORS)
+router = APIRouter(prefix="/v1/studies/{study_id}", tags=["trials"])
+HELD = (
+    "lease_lost: another worker holds the trial now (this one's lease expired); "
+    "not_running: the trial is not running"
+)
 Ctx = Annotated[Context, Depends(context)]
 
 
-@router.post("/ask", response_model=w.AskResponse, dependencies=allowed(WORK))
+@router.post(
+    "/ask",
+    summary="Ask for a trial to run",
+    response_model=w.AskResponse,
+    dependencies=allowed(WORK),
+    responses=errors(404, 413, 422),
+)
 def ask(study_id: str, body: w.AskRequest, request: Request) -> Response:
+    """`run` with a trial (its hyperparameters, `epochs` to train to, `initial_epoch` and the
+    parent to continue from), `wait` with `retry_after_s`, or `done` with the reason. The
+    trial is leased to `worker_id`; asking again answers the same trial."""
     ctx, meter = served(request)
     result = asking.ask(ctx, study_key(study_id), body.worker_id)
     meter.asks.labels(result.status).inc()
@@ -49,24 +62,54 @@ def ask(study_id: str, body: w.AskRequest, request: Request) -> Response:
     )
 
 
-@router.post("/trials/{trial_id}/report", response_model=w.Trial, dependencies=allowed(WORK))
+@router.post(
+    "/trials/{trial_id}/report",
+    summary="Report one epoch's metrics",
+    response_model=w.Trial,
+    dependencies=allowed(WORK),
+    responses=errors(404, 413, 422, conflict=HELD),
+)
 def report(study_id: str, trial_id: str, body: w.ReportRequest, request: Request) -> Response:
+    """Store the metrics of one epoch (Keras's 0-based index, within the trial's budget) and
+    renew the lease."""
     ctx, meter = served(request)
     row = trials.report(ctx, study_key(study_id), trial_key(study_id, trial_id), body)
     meter.reports.inc()
     return reply(mapping.trial(row))
 
 
-@router.post("/trials/{trial_id}/heartbeat", response_model=w.Trial, dependencies=allowed(WORK))
+@router.post(
+    "/trials/{trial_id}/heartbeat",
+    summary="Renew a trial's lease",
+    response_model=w.Trial,
+    dependencies=allowed(WORK),
+    responses=errors(404, 413, 422, conflict=HELD),
+)
 def heartbeat(study_id: str, trial_id: str, body: w.HeartbeatRequest, request: Request) -> Response:
+    """Keep the trial held by `worker_id` while it trains."""
     ctx, meter = served(request)
     row = trials.heartbeat(ctx, study_key(study_id), trial_key(study_id, trial_id), body.worker_id)
     meter.heartbeats.inc()
     return reply(mapping.trial(row))
 
 
-@router.post("/trials/{trial_id}/tell", response_model=w.Trial, dependencies=allowed(WORK))
+@router.post(
+    "/trials/{trial_id}/tell",
+    summary="Tell a trial's result",
+    response_model=w.Trial,
+    dependencies=allowed(WORK),
+    responses=errors(
+        404,
+        413,
+        422,
+        conflict=f"{HELD}; already_finished: the trial has a different result (the stored "
+        "trial is in `details`)",
+    ),
+)
 def tell(study_id: str, trial_id: str, body: w.TellRequest, request: Request) -> Response:
+    """The trial's final metrics (its score is the best of these and the reported epochs),
+    or `status: failed` with the error; hyperparameters first seen while building the model
+    join the space. The same tell again answers the stored trial."""
     ctx, meter = served(request)
     row = trials.tell(ctx, study_key(study_id), trial_key(study_id, trial_id), body)
     meter.tells.labels(row.status).inc()
@@ -83,7 +126,13 @@ def tell(study_id: str, trial_id: str, body: w.TellRequest, request: Request) ->
     return reply(mapping.trial(row))
 
 
-@router.get("/trials", response_model=w.Page[w.Trial], dependencies=allowed(READ))
+@router.get(
+    "/trials",
+    summary="List a study's trials",
+    response_model=w.Page[w.Trial],
+    dependencies=allowed(READ),
+    responses=errors(404, 422),
+)
 def list_trials(
     study_id: str,
     ctx: Ctx,
@@ -91,6 +140,8 @@ def list_trials(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
 ) -> w.Page[w.Trial]:
+    """Trials in the order they were handed out, with their per-epoch `history`, a page at
+    a time (at most `limit` trials and 16 MiB; `next_cursor` gives the rest)."""
     items, last = trials.list_trials(
         ctx, study_key(study_id), status=status, after=cursor_key(cursor, digits=9), limit=limit
     )
@@ -100,13 +151,29 @@ def list_trials(
     )
 
 
-@router.get("/trials/{trial_id}", response_model=w.Trial, dependencies=allowed(READ))
+@router.get(
+    "/trials/{trial_id}",
+    summary="Get a trial",
+    response_model=w.Trial,
+    dependencies=allowed(READ),
+    responses=errors(404),
+)
 def get_trial(study_id: str, trial_id: str, ctx: Ctx) -> w.Trial:
+    """The trial with its per-epoch `history`."""
     details = trials.get_trial(ctx, study_key(study_id), trial_key(study_id, trial_id))
     return mapping.trial(details.trial, details.history)
 
 
-@router.get("/best", response_model=w.Page[w.Trial], dependencies=allowed(READ))
+@router.get(
+    "/best",
+    summary="The best trials",
+    response_model=w.Page[w.Trial],
+    dependencies=allowed(READ),
+    responses=errors(
+        404, 413, 422, _413="the k best trials with their histories are over the 16 MiB page"
+    ),
+)
 def best(study_id: str, ctx: Ctx, k: Annotated[int, Query(ge=1, le=1000)] = 1) -> w.Page[w.Trial]:
+    """The `k` best completed trials, best first (ties to the earliest), with histories."""
     items = trials.best_trials(ctx, study_key(study_id), k)
     return w.Page[w.Trial](items=[mapping.trial(t.trial, t.history) for t in items])

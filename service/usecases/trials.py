@@ -1,6 +1,6 @@
 """Use cases on one trial: report an epoch, heartbeat, tell the result; and reading trials.
 
-Tell, for a trial in each state (the late-tell rule is documented in the README):
+Tell, for a trial in each state (the late-tell rule is documented in docs/semantics.md):
 - running, held by the teller: the result is taken (told without a worker_id: 422);
 - running, held by another worker (its lease expired and it was offered again): 409 lease_lost;
 - pending after its worker lost the lease, told by that worker: taken, as if on time;

@@ -1,5 +1,5 @@
 """Every benchmark in its seconds-long smoke mode: it runs and prints its table. Numbers are
-not checked here (a benchmark never fails a test by being slow); the README has them."""
+not checked here (a benchmark never fails a test by being slow); docs/benchmarks.md has them."""
 
 import os
 import shutil

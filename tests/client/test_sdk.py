@@ -236,7 +236,7 @@ def test_wait_is_slept_on_not_hot_looped():
         status="running",
         reason=None,
         created_at="2026-01-01T00:00:00Z",
-        settings={},
+        settings={"objective": "val_loss"},
         hyperparameters=[],
         objective={"name": "val_loss", "direction": "min"},
         seed=1,

@@ -1,5 +1,5 @@
 """Bad input, each answered with a 4xx whose message names the problem, leaving the study as
-it was. The README's table of bad inputs is this list."""
+it was. The table of bad inputs in docs/testing.md is this list."""
 
 import json
 
