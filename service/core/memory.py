@@ -166,45 +166,17 @@ class MemoryStudy:
             started = t.start_run(self, trial, worker_id=worker, now=now, lease_expires_at=None)
             self._write(started, trial)
             return trial
+        parent: MemoryTrial | None = None
         if isinstance(decision, StartTrial):
             bracket = self._bracket(decision.bracket)
             self._tried.add(decision.values_hash)
-            return self._insert(
-                t.new_trial(
-                    self,
-                    bracket,
-                    round=0,
-                    epochs=decision.epochs,
-                    initial_epoch=0,
-                    values=decision.values,
-                    values_hash=decision.values_hash,
-                    parent=None,
-                    worker_id=worker,
-                    now=now,
-                    lease_expires_at=None,
-                ),
-                bracket,
-                parent=None,
-            )
-        assert isinstance(decision, Promote)
-        bracket, parent = self.brackets[decision.bracket], self.trials[decision.parent]
-        return self._insert(
-            t.new_trial(
-                self,
-                bracket,
-                round=decision.round,
-                epochs=decision.epochs,
-                initial_epoch=decision.initial_epoch,
-                values=parent.values,
-                values_hash=None,
-                parent=parent,
-                worker_id=worker,
-                now=now,
-                lease_expires_at=None,
-            ),
-            bracket,
-            parent=parent,
+        else:
+            assert isinstance(decision, Promote)
+            bracket, parent = self.brackets[decision.bracket], self.trials[decision.parent]
+        new = t.new_trial(
+            decision, self, bracket, parent=parent, worker_id=worker, now=now, lease_expires_at=None
         )
+        return self._insert(new, bracket, parent=parent)
 
     def tell(self, number: int, *, score: float | None = None, error: str | None = None) -> None:
         trial = self.trials[number]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from .decisions import Decision, NewBracket
+from .decisions import Decision, NewBracket, Promote, StartTrial
 from .outcomes import Completed, Failed, RetryLater, after_final, judge_lost_lease, judge_run
 from .state import StudyConfig
 
@@ -103,28 +103,33 @@ class NewTrial:
 
 
 def new_trial(
+    decision: StartTrial | Promote,
     study: StudyFields,
     bracket: BracketFields,
     *,
-    round: int,
-    epochs: int,
-    initial_epoch: int,
-    values: Mapping[str, Any],
-    values_hash: str | None,
     parent: TrialFields | None,
     worker_id: str,
     now: datetime,
     lease_expires_at: datetime | None,
 ) -> NewTrial:
-    """A new trial in `round` of `bracket`, running for `worker_id`: a sampled configuration
-    (round 0) or the continuation of `parent` (a promotion)."""
+    """The trial a decision makes, running for `worker_id` in `bracket`: a sampled
+    configuration in round 0, or the continuation of `parent` (a promotion, which names it)."""
+    values: Mapping[str, Any]
+    if isinstance(decision, StartTrial):
+        assert parent is None
+        round, initial_epoch = 0, 0
+        values, values_hash = decision.values, decision.values_hash
+    else:
+        assert parent is not None and parent.id == decision.parent
+        round, initial_epoch = decision.round, decision.initial_epoch
+        values, values_hash = parent.values, None
     fields = {
         "number": study.trial_count,
         "bracket_id": bracket.id,
         "iteration": bracket.iteration,
         "bracket": bracket.bracket,
         "round": round,
-        "epochs": epochs,
+        "epochs": decision.epochs,
         "initial_epoch": initial_epoch,
         "parent_id": parent.id if parent else None,
         "parent_number": parent.number if parent else None,

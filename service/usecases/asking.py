@@ -163,20 +163,7 @@ def _apply(
     lease = lease_until(config, now)
     if isinstance(decision, d.StartTrial):
         bracket = _bracket(session, view, decision.bracket)
-        new = t.new_trial(
-            study,
-            bracket,
-            round=0,
-            epochs=decision.epochs,
-            initial_epoch=0,
-            values=decision.values,
-            values_hash=decision.values_hash,
-            parent=None,
-            worker_id=worker_id,
-            now=now,
-            lease_expires_at=lease,
-        )
-        trial = _insert(session, view, new, decision, bracket=bracket, parent=None)
+        trial = _insert(session, view, decision, bracket, None, worker_id, now, lease)
         if trial is None:
             return None
         _book(view, decision)
@@ -197,20 +184,7 @@ def _apply(
     if isinstance(decision, d.Promote):
         bracket = view.brackets[decision.bracket]
         parent = repo.get_trial_by_id(session, decision.parent)  # read by the view
-        new = t.new_trial(
-            study,
-            bracket,
-            round=decision.round,
-            epochs=decision.epochs,
-            initial_epoch=decision.initial_epoch,
-            values=parent.values,
-            values_hash=None,
-            parent=parent,
-            worker_id=worker_id,
-            now=now,
-            lease_expires_at=lease,
-        )
-        child = _insert(session, view, new, decision, bracket=bracket, parent=parent)
+        child = _insert(session, view, decision, bracket, parent, worker_id, now, lease)
         assert child is not None
         return AskResult("run", child)
     raise TypeError(decision)  # pragma: no cover
@@ -240,16 +214,26 @@ def _bracket(session: Session, view: SqlStudyView, ref: int | d.NewBracket) -> B
 def _insert(
     session: Session,
     view: SqlStudyView,
-    new: t.NewTrial,
-    decision: d.Decision,
-    *,
+    decision: d.StartTrial | d.Promote,
     bracket: BracketRow,
     parent: TrialRow | None,
+    worker_id: str,
+    now: datetime,
+    lease: datetime,
 ) -> TrialRow | None:
-    """Insert a new trial, and the changes that come with it (the study's and bracket's
-    counters, the parent's `promoted`, the sampler's state after drawing its values) in
-    the same statement; None when its sampled configuration is already in the study, and
-    then nothing moves."""
+    """Insert the trial the decision makes, and the changes that come with it (the study's
+    and bracket's counters, the parent's `promoted`, the sampler's state after drawing its
+    values) in the same statement; None when its sampled configuration is already in the
+    study, and then nothing moves."""
+    new = t.new_trial(
+        decision,
+        view.study,
+        bracket,
+        parent=parent,
+        worker_id=worker_id,
+        now=now,
+        lease_expires_at=lease,
+    )
     sampled, _ = t.sampler_changes(decision)
     moved: list[tuple[object, dict]] = [
         (view.study, {**new.changes.study, **sampled}),
