@@ -23,7 +23,7 @@ from benchmarks.throughput import STUDY, measure_rung
 from rung.schemas import StudyCreate
 from service.db import migrate
 from service.db.models import BracketRow, StudyRow, TrialRow
-from service.db.session import Database
+from service.db.transactions import Database
 from service.usecases import studies
 from service.usecases.context import Context
 
@@ -35,7 +35,7 @@ def bulk_load(url: str, trials: int) -> None:
     memory = study_with_history(trials)
     db = Database(url, pool_size=2)
     ctx = Context(db=db)
-    study_id = studies.create_study(ctx, StudyCreate(**STUDY))[0].id
+    study_id = int(studies.create_study(ctx, StudyCreate(**STUDY))[0].id)
     now = datetime.now(UTC)
     with db.write() as session:
         bracket_ids = {}

@@ -18,12 +18,13 @@ from service.api.hosts import AllowedHosts, allowed_hosts
 from service.api.limits import BodySizeLimit
 from service.checkpoints import CheckpointStore
 from service.db import migrate
-from service.db.session import Database
+from service.db.transactions import Database
 from service.errors import SchemaOutdated, Unavailable
 from service.metrics import Metrics, RequestTimer
 from service.settings import Settings, safe_url
 from service.usecases import checkpoints as checkpoint_usecases
 from service.usecases.context import Context
+from service.usecases.studies import trials_by_status
 
 log = logging.getLogger("rung")
 
@@ -68,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.tokens = tokens
     app.state.ctx = None
-    app.state.metrics = Metrics(lambda: app.state.ctx.db.engine if app.state.ctx else None)
+    app.state.metrics = Metrics(lambda: trials_by_status(app.state.ctx) if app.state.ctx else None)
     errors.install(app)
     app.include_router(trials.router)  # first: routes are matched in order, workers call these
     app.include_router(studies.router)

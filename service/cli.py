@@ -27,7 +27,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from service.app import create_app
     from service.db import migrate
-    from service.db.session import make_engine
+    from service.db.engine import make_engine
     from service.logs import configure_logging
     from service.protocol import bounded_http
 
@@ -80,7 +80,7 @@ def register_db(commands: Any) -> None:
 
 def db(args: argparse.Namespace) -> int:
     from service.db import migrate
-    from service.db.session import make_engine
+    from service.db.engine import make_engine
 
     url = Settings().resolved_database_url()
     if args.db_command == "upgrade":

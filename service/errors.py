@@ -29,13 +29,10 @@ class Conflict(RungError):
 
 
 class AlreadyFinished(Conflict):
-    """A different result for a trial that already has one; carries the stored trial."""
+    """A different result for a trial that already has one; `details` holds the stored
+    trial as the API shows it."""
 
     code = "already_finished"
-
-    def __init__(self, message: str, *, trial: Any):
-        super().__init__(message)
-        self.trial = trial
 
 
 class LeaseLost(Conflict):

@@ -18,8 +18,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import errors as e
 
-from . import mapping
-
 log = logging.getLogger("rung.api")
 
 STATUS: dict[type[e.RungError], int] = {
@@ -99,8 +97,6 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(e.RungError)
     async def _domain(_: Request, exc: e.RungError) -> Response:
         details = exc.details
-        if isinstance(exc, e.AlreadyFinished):
-            details = {"trial": mapping.trial(exc.trial).model_dump(mode="json")}
         headers = None
         if type(exc) is e.Unauthorized:
             headers = {"WWW-Authenticate": "Bearer"}

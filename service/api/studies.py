@@ -10,7 +10,6 @@ from rung import schemas as w
 from service.usecases import studies
 from service.usecases.context import Context
 
-from . import mapping
 from .auth import ADMIN, READ, allowed
 from .deps import context, cursor_key, errors, study_key
 
@@ -38,10 +37,10 @@ def create_study(body: w.StudyCreate, response: Response, ctx: Ctx) -> w.Study:
     """Create a study from its name, search space, objective and Hyperband settings. Creating
     it again with the same settings answers the existing study (200), so every worker may
     run the same creating call."""
-    row, created = studies.create_study(ctx, body)
+    study, created = studies.create_study(ctx, body)
     if not created:
         response.status_code = status.HTTP_200_OK
-    return mapping.study(ctx, row)
+    return study
 
 
 @router.get(
@@ -59,9 +58,9 @@ def list_studies(
 ) -> w.Page[w.Study]:
     """Studies in the order they were created, a page at a time: pass `next_cursor` back as
     `cursor` for the next page. `name` finds one study by its exact name."""
-    rows, last = studies.list_studies(ctx, after=cursor_key(cursor), limit=limit, name=name)
+    items, last = studies.list_studies(ctx, after=cursor_key(cursor), limit=limit, name=name)
     return w.Page[w.Study](
-        items=[mapping.study(ctx, row) for row in rows],
+        items=items,
         next_cursor=None if last is None else str(last),
     )
 
@@ -76,8 +75,7 @@ def list_studies(
 def get_study(study_id: str, ctx: Ctx) -> w.Study:
     """The study with its `progress`: trials by status, each bracket's rounds (planned,
     created, completed, epochs) and the best trial so far."""
-    details = studies.get_study(ctx, study_key(study_id))
-    return mapping.study(ctx, details.study, details)
+    return studies.get_study(ctx, study_key(study_id))
 
 
 @router.post(
@@ -89,7 +87,7 @@ def get_study(study_id: str, ctx: Ctx) -> w.Study:
 )
 def stop_study(study_id: str, ctx: Ctx) -> w.Study:
     """No new trials; running trials may still report and tell. Asks answer "done"."""
-    return mapping.study(ctx, studies.stop_study(ctx, study_key(study_id)))
+    return studies.stop_study(ctx, study_key(study_id))
 
 
 @router.post(
@@ -101,7 +99,7 @@ def stop_study(study_id: str, ctx: Ctx) -> w.Study:
 )
 def resume_study(study_id: str, ctx: Ctx) -> w.Study:
     """A stopped or failed study runs again, its results kept (409 if it is done)."""
-    return mapping.study(ctx, studies.resume_study(ctx, study_key(study_id)))
+    return studies.resume_study(ctx, study_key(study_id))
 
 
 @router.delete(

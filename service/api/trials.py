@@ -11,7 +11,6 @@ from rung import schemas as w
 from service.usecases import asking, trials
 from service.usecases.context import Context
 
-from . import mapping
 from .auth import READ, WORK, allowed
 from .deps import context, cursor_key, errors, reply, served, study_key, trial_key
 
@@ -39,7 +38,7 @@ def ask(study_id: str, body: w.AskRequest, request: Request) -> Response:
     result = asking.ask(ctx, study_key(study_id), body.worker_id)
     meter.asks.labels(result.status).inc()
     meter.lease_expiries.inc(result.lease_expiries)
-    trial = None if result.trial is None else mapping.trial(result.trial)
+    trial = result.trial
     log.info(
         "ask",
         extra={
@@ -73,9 +72,9 @@ def report(study_id: str, trial_id: str, body: w.ReportRequest, request: Request
     """Store the metrics of one epoch (Keras's 0-based index, within the trial's budget) and
     renew the lease."""
     ctx, meter = served(request)
-    row = trials.report(ctx, study_key(study_id), trial_key(study_id, trial_id), body)
+    trial = trials.report(ctx, study_key(study_id), trial_key(study_id, trial_id), body)
     meter.reports.inc()
-    return reply(mapping.trial(row))
+    return reply(trial)
 
 
 @router.post(
@@ -88,9 +87,11 @@ def report(study_id: str, trial_id: str, body: w.ReportRequest, request: Request
 def heartbeat(study_id: str, trial_id: str, body: w.HeartbeatRequest, request: Request) -> Response:
     """Keep the trial held by `worker_id` while it trains."""
     ctx, meter = served(request)
-    row = trials.heartbeat(ctx, study_key(study_id), trial_key(study_id, trial_id), body.worker_id)
+    trial = trials.heartbeat(
+        ctx, study_key(study_id), trial_key(study_id, trial_id), body.worker_id
+    )
     meter.heartbeats.inc()
-    return reply(mapping.trial(row))
+    return reply(trial)
 
 
 @router.post(
@@ -111,19 +112,19 @@ def tell(study_id: str, trial_id: str, body: w.TellRequest, request: Request) ->
     or `status: failed` with the error; hyperparameters first seen while building the model
     join the space. The same tell again answers the stored trial."""
     ctx, meter = served(request)
-    row = trials.tell(ctx, study_key(study_id), trial_key(study_id, trial_id), body)
-    meter.tells.labels(row.status).inc()
+    trial = trials.tell(ctx, study_key(study_id), trial_key(study_id, trial_id), body)
+    meter.tells.labels(trial.status).inc()
     log.info(
         "tell",
         extra={
             "study_id": study_id,
             "trial_id": trial_id,
             "worker_id": body.worker_id,
-            "status": row.status,
-            "score": row.score,
+            "status": trial.status,
+            "score": trial.score,
         },
     )
-    return reply(mapping.trial(row))
+    return reply(trial)
 
 
 @router.get(
@@ -146,7 +147,7 @@ def list_trials(
         ctx, study_key(study_id), status=status, after=cursor_key(cursor, digits=9), limit=limit
     )
     return w.Page[w.Trial](
-        items=[mapping.trial(t.trial, t.history) for t in items],
+        items=items,
         next_cursor=None if last is None else str(last),
     )
 
@@ -160,8 +161,7 @@ def list_trials(
 )
 def get_trial(study_id: str, trial_id: str, ctx: Ctx) -> w.Trial:
     """The trial with its per-epoch `history`."""
-    details = trials.get_trial(ctx, study_key(study_id), trial_key(study_id, trial_id))
-    return mapping.trial(details.trial, details.history)
+    return trials.get_trial(ctx, study_key(study_id), trial_key(study_id, trial_id))
 
 
 @router.get(
@@ -175,5 +175,4 @@ def get_trial(study_id: str, trial_id: str, ctx: Ctx) -> w.Trial:
 )
 def best(study_id: str, ctx: Ctx, k: Annotated[int, Query(ge=1, le=1000)] = 1) -> w.Page[w.Trial]:
     """The `k` best completed trials, best first (ties to the earliest), with histories."""
-    items = trials.best_trials(ctx, study_key(study_id), k)
-    return w.Page[w.Trial](items=[mapping.trial(t.trial, t.history) for t in items])
+    return w.Page[w.Trial](items=trials.best_trials(ctx, study_key(study_id), k))

@@ -28,7 +28,6 @@ class StudyConfig:
     max_collisions: int = 20
     tune_new_entries: bool = True
     allow_new_entries: bool = True
-    lease_seconds: float = 120.0  # not the scheduler's business; kept with the settings
 
 
 @dataclass(frozen=True)

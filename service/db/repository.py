@@ -16,70 +16,20 @@ from sqlalchemy import bindparam, delete, exists, func, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import (
-    Session,
-    aliased,
-    make_transient_to_detached,
-    object_session,
-    undefer_group,
-)
+from sqlalchemy.orm import Session, aliased, undefer_group
 from sqlalchemy.orm.attributes import set_committed_value
 
+from .changes import change, row_update, write_changes
+from .engine import PLAN_EACH_RUN
 from .models import BracketRow, CheckpointRow, StudyRow, TrialMetricRow, TrialRow
-
-# PostgreSQL runs a statement marked so from a plan made for the tables as they are now,
-# never from a prepared statement's cached generic plan (session.py): a generic plan is made
-# when a study is new and its tables are tiny, where any index looks as good as another,
-# and it is kept until autovacuum next analyzes the table. One such plan found a told trial
-# through the (study_id, values_hash) index, filtering all the study's trials by number:
-# tells slowed down as the study grew. Marked: the look-ups that such a plan could turn
-# into a scan of the whole study (a trial by number; the study's open brackets).
-PLAN_EACH_RUN_OPTION = "rung_plan_each_run"
-PLAN_EACH_RUN = {PLAN_EACH_RUN_OPTION: True}
-
-
-# -- rows read past the ORM ---------------------------------------------------------------
-# The hot path reads columns with Core and makes the objects itself: the ORM's loading of
-# entities cost more than the rest of a read.
-
-
-def _columns(model: Any, keys: Sequence[str] | None = None) -> tuple[tuple[str, ...], list[Any]]:
-    """The attribute names and columns of `model` (`keys`, or all that are not deferred)."""
-    attrs = [
-        attr
-        for attr in sa_inspect(model).column_attrs
-        if (attr.key in keys if keys is not None else not attr.deferred)
-    ]
-    return tuple(attr.key for attr in attrs), [attr.columns[0] for attr in attrs]
+from .rows import adopt, columns
 
 
 def _execute(session: Session, stmt: Any, params: dict[str, Any]) -> Any:
-    """Run a Core statement in the session's transaction, after the changes it must see
-    (the ORM's statements see them through the session's do_orm_execute event)."""
+    """Run a Core statement in the session's transaction, after the queued changes it must
+    see (the ORM's statements write them first through the session's hooks)."""
     write_changes(session)
     return session.connection().execute(stmt, params)
-
-
-def _adopt(session: Session, model: Any, keys: Sequence[str], values: Sequence[Any]) -> Any:
-    """The object of the row whose attributes `keys` hold `values`, as the ORM would load
-    it: the one the session holds for that row if any (what it has loaded is kept, what it
-    has not is filled in from `values`), else a new one, persistent in the session;
-    attributes left out are loaded when first read. None if the row is absent (its id is
-    NULL, e.g. in an outer join)."""
-    mapper = sa_inspect(model)
-    state = dict(zip(keys, values, strict=True))
-    if state["id"] is None:
-        return None
-    held = session.identity_map.get(mapper.identity_key_from_primary_key((state["id"],)))
-    if held is not None:
-        for key in sa_inspect(held).unloaded & state.keys():
-            set_committed_value(held, key, state[key])
-        return held
-    row = mapper.class_manager.new_instance()  # no constructor: no attribute events per column
-    row.__dict__.update(state)
-    make_transient_to_detached(row)  # persistent with these values, nothing to flush
-    session.add(row)
-    return row
 
 
 # -- studies ------------------------------------------------------------------------------
@@ -92,13 +42,13 @@ def lock_study(session: Session, study_id: int) -> StudyRow | None:
     locked: dict[int, StudyRow | None] = session.info.setdefault("locked_studies", {})
     if study_id not in locked:
         row = _execute(session, _LOCK_STUDY, {"study_id": study_id}).one_or_none()
-        locked[study_id] = None if row is None else _adopt(session, StudyRow, _STUDY_KEYS, row)
+        locked[study_id] = None if row is None else adopt(session, StudyRow, _STUDY_KEYS, row)
     return locked[study_id]
 
 
 # The hot path's statements are built once; each call only binds its parameters. They read
-# columns, not ORM entities, and `_adopt` makes the rows' objects.
-_STUDY_KEYS, _STUDY_COLUMNS = _columns(StudyRow)
+# columns, not ORM entities, and `adopt` makes the rows' objects.
+_STUDY_KEYS, _STUDY_COLUMNS = columns(StudyRow)
 _LOCK_STUDY = select(*_STUDY_COLUMNS).where(StudyRow.id == bindparam("study_id")).with_for_update()
 
 
@@ -115,11 +65,11 @@ def ask_rows(
     rows = _execute(session, _ASK_ROWS, {"study_id": study_id, "worker_id": worker_id}).all()
     held_id = rows[0][0] if rows else None
     trial = session.get(TrialRow, held_id) if held_id is not None else None
-    brackets = [_adopt(session, BracketRow, _BRACKET_KEYS, row[1:]) for row in rows]
+    brackets = [adopt(session, BracketRow, _BRACKET_KEYS, row[1:]) for row in rows]
     return trial, [b for b in brackets if b is not None]
 
 
-_BRACKET_KEYS, _BRACKET_COLUMNS = _columns(BracketRow)
+_BRACKET_KEYS, _BRACKET_COLUMNS = columns(BracketRow)
 _ASK_ROWS = (
     select(
         select(TrialRow.id)
@@ -149,15 +99,15 @@ def trial_with_bracket(
         return None
     n = len(_TRIAL_KEYS)
     return (
-        _adopt(session, TrialRow, _TRIAL_KEYS, found[:n]),
-        _adopt(session, BracketRow, _COUNTER_KEYS, found[n:]),
+        adopt(session, TrialRow, _TRIAL_KEYS, found[:n]),
+        adopt(session, BracketRow, _COUNTER_KEYS, found[n:]),
     )
 
 
 # Of the bracket, only the counters a result moves: each column read costs on every tell.
 # (The rest is loaded if it is read.)
-_TRIAL_KEYS, _TRIAL_COLUMNS = _columns(TrialRow)
-_COUNTER_KEYS, _COUNTER_COLUMNS = _columns(BracketRow, ("id", "completed", "active"))
+_TRIAL_KEYS, _TRIAL_COLUMNS = columns(TrialRow)
+_COUNTER_KEYS, _COUNTER_COLUMNS = columns(BracketRow, ("id", "completed", "active"))
 _TRIAL_WITH_BRACKET = (
     select(*_TRIAL_COLUMNS, *_COUNTER_COLUMNS)
     .join_from(TrialRow, BracketRow, BracketRow.id == TrialRow.bracket_id)
@@ -193,68 +143,7 @@ def list_studies(
     return session.scalars(stmt).all()
 
 
-# -- writing loaded rows ------------------------------------------------------------------
-# The hot path changes loaded rows through `change`, not by assigning attributes: the ORM's
-# unit of work (dirty tracking, flush planning) cost more than all the rest of an ask. A
-# change is applied to the row at once and written by `write_changes` with one UPDATE per
-# row, before the session's next statement and before commit (see session.py).
-
-
-def change(row: Any, **values: Any) -> None:
-    """Set attributes of a row loaded in a session, to be written by `write_changes`."""
-    session = object_session(row)
-    assert session is not None, "change() needs a row loaded in a session"
-    for key, value in values.items():
-        set_committed_value(row, key, value)
-    changes: dict[Any, set[str]] = session.info.setdefault("changes", {})
-    changes.setdefault(row, set()).update(values)
-
-
-def write_changes(session: Session) -> None:
-    """Write the changes queued by `change`: one UPDATE per row, by primary key; on
-    PostgreSQL all of them in one statement (the others as data-modifying CTEs)."""
-    changes: dict[Any, set[str]] | None = session.info.pop("changes", None)
-    if not changes:
-        return
-    rows = [(row, tuple(sorted(keys))) for row, keys in changes.items()]
-    if session.get_bind().dialect.name == "postgresql":
-        _write_rows(session, rows)
-        return
-    for item in rows:
-        _write_rows(session, [item])
-
-
-def _write_rows(session: Session, rows: list[tuple[Any, tuple[str, ...]]]) -> None:
-    params: dict[str, Any] = {}
-    for i, (row, keys) in enumerate(rows):
-        params[f"r{i}"] = row.id
-        params.update({f"v{i}_{key}": getattr(row, key) for key in keys})
-    signature = tuple((row.__tablename__, keys) for row, keys in rows)
-    session.connection().execute(_update_rows(signature), params)
-
-
-@functools.cache
-def _update_rows(signature: tuple[tuple[str, tuple[str, ...]], ...]) -> Any:
-    """UPDATE <table> SET <the columns of these attributes> WHERE id = :r<i> for each
-    (table, attributes) of `signature`, the first ones as CTEs of the last; built once."""
-    *ctes, last = [_row_update(i, tablename, keys) for i, (tablename, keys) in enumerate(signature)]
-    return last.add_cte(*(stmt.cte(f"write{i}") for i, stmt in enumerate(ctes)))
-
-
-def _row_update(i: int, tablename: str, keys: tuple[str, ...]) -> Any:
-    model = _MODELS[tablename]
-    table = model.__table__
-    columns = dict(zip(*_columns(model, keys), strict=True))
-    values: dict[str, Any] = {
-        c.name: bindparam(f"v{i}_{key}", type_=c.type) for key, c in columns.items()
-    }
-    for column in table.columns:  # studies.updated_at: set here, not by the ORM
-        if column.onupdate is not None and column.name not in values:
-            values[column.name] = func.now()
-    return update(table).where(table.c.id == bindparam(f"r{i}")).values(values)
-
-
-_MODELS: dict[str, Any] = {m.__tablename__: m for m in (StudyRow, BracketRow, TrialRow)}
+# -- writing --------------------------------------------------------------------------
 
 
 def add(session: Session, row: Any) -> Any:
@@ -329,7 +218,7 @@ def insert_trial(
         else:
             change(row, **values)
     state = {**fields, "id": trial_id}
-    return _adopt(session, TrialRow, _TRIAL_KEYS, [state.get(key) for key in _TRIAL_KEYS])
+    return adopt(session, TrialRow, _TRIAL_KEYS, [state.get(key) for key in _TRIAL_KEYS])
 
 
 @functools.cache
@@ -337,11 +226,11 @@ def _insert_trial(
     dialect: str, keys: tuple[str, ...], signature: tuple[tuple[str, tuple[str, ...]], ...]
 ) -> Any:
     """INSERT INTO trials (<keys>) … ON CONFLICT (study_id, values_hash) DO NOTHING
-    RETURNING id; with a `signature` (PostgreSQL), the UPDATEs of `_update_rows` as CTEs
+    RETURNING id; with a `signature` (PostgreSQL), the UPDATEs of `changes.row_update` as CTEs
     that change their row only when the insert did. Built once."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    columns = dict(zip(*_columns(TrialRow, keys), strict=True))
-    values = {c.name: bindparam(f"t_{key}", type_=c.type) for key, c in columns.items()}
+    named = dict(zip(*columns(TrialRow, keys), strict=True))
+    values = {c.name: bindparam(f"t_{key}", type_=c.type) for key, c in named.items()}
     stmt = (
         insert(_TRIALS)  # type: ignore[arg-type]
         .values(values)
@@ -352,7 +241,7 @@ def _insert_trial(
         return stmt
     inserted = stmt.cte("inserted")
     updates = [
-        _row_update(i, tablename, names).where(exists(select(inserted.c.id)))
+        row_update(i, tablename, names).where(exists(select(inserted.c.id)))
         for i, (tablename, names) in enumerate(signature)
     ]
     return select(inserted.c.id).add_cte(*(u.cte(f"write{i}") for i, u in enumerate(updates)))
@@ -407,10 +296,10 @@ def best_promotable(session: Session, bracket_id: int, round: int) -> TrialRow |
     """The best completed trial of a round not yet promoted; ties go to the earliest. Only
     what a promotion copies is read (the rest is filled in if read later in the session)."""
     row = _execute(session, _BEST_PROMOTABLE, {"bracket_id": bracket_id, "round": round}).first()
-    return None if row is None else _adopt(session, TrialRow, _PROMOTED_KEYS, row)
+    return None if row is None else adopt(session, TrialRow, _PROMOTED_KEYS, row)
 
 
-_PROMOTED_KEYS, _PROMOTED_COLUMNS = _columns(TrialRow, ("id", "number", "values"))
+_PROMOTED_KEYS, _PROMOTED_COLUMNS = columns(TrialRow, ("id", "number", "values"))
 _BEST_PROMOTABLE = (
     select(*_PROMOTED_COLUMNS)
     .where(
@@ -485,12 +374,11 @@ def best_trials(session: Session, study_id: int, k: int) -> Sequence[TrialRow]:
     return session.scalars(stmt).all()
 
 
-def trial_counts(session: Session, study_id: int) -> dict[str, int]:
-    stmt = (
-        select(TrialRow.status, func.count())
-        .where(TrialRow.study_id == study_id)
-        .group_by(TrialRow.status)
-    )
+def trial_counts(session: Session, study_id: int | None) -> dict[str, int]:
+    """Trials by status: the study's, or all studies' (None)."""
+    stmt = select(TrialRow.status, func.count()).group_by(TrialRow.status)
+    if study_id is not None:
+        stmt = stmt.where(TrialRow.study_id == study_id)
     return {status: count for status, count in session.execute(stmt).all()}
 
 

@@ -5,25 +5,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Generic, TypeVar
 
 from sqlalchemy.orm import Session
 
+from rung.schemas import Trial
 from service.core import decisions as d
 from service.core import transitions as t
 from service.core.hyperband import decide
 from service.core.state import BracketState, StudyConfig, StudyState, TrialRef
 from service.db import repository as repo
+from service.db.changes import change
 from service.db.models import BracketRow, StudyRow, TrialRow, utcnow
 from service.errors import NotFound
 
+from . import shown
 from .context import Context
-from .lifecycle import lease_until, write
+from .lifecycle import write
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class AskResult:
+class AskResult(Generic[T]):
+    """`ask`'s answer; `trial` is the row within the use case, as shown to the caller."""
+
     status: str  # "run" | "wait" | "done"
-    trial: TrialRow | None = None
+    trial: T | None = None
     retry_after_s: float | None = None
     reason: str | None = None
     lease_expiries: int = 0  # leases found expired (trials put back or failed) by this ask
@@ -89,21 +97,21 @@ class SqlStudyView:
         return None if trial is None else TrialRef(trial.id)
 
 
-def ask(ctx: Context, study_id: int, worker_id: str) -> AskResult:
-    def work(session: Session) -> AskResult:
+def ask(ctx: Context, study_id: int, worker_id: str) -> AskResult[Trial]:
+    def work(session: Session) -> AskResult[TrialRow]:
         study = repo.lock_study(session, study_id)
         if study is None:
             raise NotFound(f"study {study_id} not found")
         held, brackets = repo.ask_rows(session, study.id, worker_id)
-        now = utcnow()
+        now, lease = utcnow(), ctx.lease(study)
         config = ctx.config(study)
         if held is not None:  # the same worker asking again gets its trial back
-            repo.change(held, lease_expires_at=lease_until(config, now))
+            change(held, lease_expires_at=now + lease)
             return AskResult("run", held)
         if study.status != "running":
             return AskResult("done", reason=study.reason)
         view = SqlStudyView(session, study, brackets)
-        expired = reclaim_expired_leases(session, config, view, now)
+        expired = reclaim_expired_leases(session, config, view, now, lease)
         while True:  # again only when a sampled configuration turned out to be tried before
             decision = decide(config, view)
             result = _apply(
@@ -113,6 +121,7 @@ def ask(ctx: Context, study_id: int, worker_id: str) -> AskResult:
                 decision,
                 worker_id=worker_id,
                 now=now,
+                lease_expires_at=now + lease,
                 wait_seconds=ctx.wait_seconds,
             )
             if result is not None:
@@ -120,25 +129,23 @@ def ask(ctx: Context, study_id: int, worker_id: str) -> AskResult:
             assert isinstance(decision, d.StartTrial)
             view.collided.add(decision.values_hash)
 
-    return ctx.db.transaction(work, study=study_id)
-
-
-def lease_check_interval(config: StudyConfig) -> float:
-    """How often ask looks for expired leases: a vanished worker's trial waits at most this
-    much longer than its lease before it is offered again."""
-    return min(1.0, config.lease_seconds / 10)
+    found = ctx.db.transaction(work, study=study_id)
+    trial = None if found.trial is None else shown.trial(found.trial)
+    return AskResult(found.status, trial, found.retry_after_s, found.reason, found.lease_expiries)
 
 
 def reclaim_expired_leases(
-    session: Session, config: StudyConfig, view: SqlStudyView, now: datetime
+    session: Session, config: StudyConfig, view: SqlStudyView, now: datetime, lease: timedelta
 ) -> int:
     """Trials whose worker stopped renewing the lease go back to be offered again; a trial
-    lost more often than the study allows fails. Returns how many leases had expired."""
+    lost more often than the study allows fails. Returns how many leases had expired.
+    Looked for at most every tenth of a lease (every second at most): a vanished worker's
+    trial waits at most that much longer than its lease before it is offered again."""
     study = view.study
-    interval = timedelta(seconds=lease_check_interval(config))
+    interval = min(timedelta(seconds=1), lease / 10)
     if study.leases_checked_at is not None and now - study.leases_checked_at < interval:
         return 0
-    repo.change(study, leases_checked_at=now)
+    change(study, leases_checked_at=now)
     expired = repo.expired_leases(session, study.id, now)
     for trial in expired:
         bracket = view.brackets.get(trial.bracket_id) or repo.get_bracket(session, trial.bracket_id)
@@ -155,12 +162,13 @@ def _apply(
     *,
     worker_id: str,
     now: datetime,
+    lease_expires_at: datetime,
     wait_seconds: float,
-) -> AskResult | None:
+) -> AskResult[TrialRow] | None:
     """Store the decision. None (nothing stored but a newly opened bracket) when the
     configuration it sampled is already in the study."""
     study = view.study
-    lease = lease_until(config, now)
+    lease = lease_expires_at
     if isinstance(decision, d.StartTrial):
         bracket = _bracket(session, view, decision.bracket)
         trial = _insert(session, view, decision, bracket, None, worker_id, now, lease)
@@ -173,7 +181,7 @@ def _apply(
     if isinstance(decision, d.Wait):
         return AskResult("wait", retry_after_s=wait_seconds)
     if isinstance(decision, d.Done):
-        repo.change(study, status="failed" if decision.failed else "done", reason=decision.reason)
+        change(study, status="failed" if decision.failed else "done", reason=decision.reason)
         return AskResult("done", reason=decision.reason)
     if isinstance(decision, d.Retry):
         trial = repo.get_trial_by_id(session, decision.trial)
@@ -195,9 +203,9 @@ def _book(view: SqlStudyView, decision: d.Decision) -> None:
     study_changes, bracket_changes = t.sampler_changes(decision)
     changed = {k: v for k, v in study_changes.items() if getattr(view.study, k) != v}
     if changed:
-        repo.change(view.study, **changed)
+        change(view.study, **changed)
     for key, values in bracket_changes.items():
-        repo.change(view.brackets[key], **values)
+        change(view.brackets[key], **values)
 
 
 def _bracket(session: Session, view: SqlStudyView, ref: int | d.NewBracket) -> BracketRow:
@@ -205,7 +213,7 @@ def _bracket(session: Session, view: SqlStudyView, ref: int | d.NewBracket) -> B
         return view.brackets[ref]
     fields, study_changes = t.new_bracket(ref)
     bracket = BracketRow(study_id=view.study.id, **fields)
-    repo.change(view.study, **study_changes)
+    change(view.study, **study_changes)
     repo.add(session, bracket)
     view.brackets[bracket.id] = bracket  # open now, whatever happens to this decision
     return bracket

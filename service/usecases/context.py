@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from rung.schemas import current_settings
@@ -12,7 +13,7 @@ from service.core.objective import parse_objective
 from service.core.schedule import Schedule
 from service.core.state import StudyConfig
 from service.db.models import StudyRow
-from service.db.session import Database
+from service.db.transactions import Database
 
 MAX_CACHED_CONFIGS = 10_000
 
@@ -32,7 +33,6 @@ def build_config(settings: dict[str, Any], space: list[dict[str, Any]]) -> Study
         max_collisions=settings["max_collisions"],
         tune_new_entries=settings["tune_new_entries"],
         allow_new_entries=settings["allow_new_entries"],
-        lease_seconds=settings["lease_seconds"],
     )
 
 
@@ -41,14 +41,23 @@ class Context:
     db: Database
     store: CheckpointStore | None = None
     wait_seconds: float = 1.0
-    _configs: dict[tuple[int, int], StudyConfig] = field(default_factory=dict)
+    _parsed: dict[tuple[int, int], tuple[StudyConfig, timedelta]] = field(default_factory=dict)
 
     def config(self, study: StudyRow) -> StudyConfig:
-        """The study's parsed config, built once per (study, version of its space)."""
+        """The scheduler's config of the study."""
+        return self._parse(study)[0]
+
+    def lease(self, study: StudyRow) -> timedelta:
+        """How long a trial of the study stays held without a heartbeat."""
+        return self._parse(study)[1]
+
+    def _parse(self, study: StudyRow) -> tuple[StudyConfig, timedelta]:
+        """Built once per (study, version of its space)."""
         key = (study.id, study.space_version)
-        config = self._configs.get(key)
-        if config is None:
-            if len(self._configs) >= MAX_CACHED_CONFIGS:
-                self._configs.clear()
-            config = self._configs[key] = build_config(study.settings, study.space)
-        return config
+        parsed = self._parsed.get(key)
+        if parsed is None:
+            if len(self._parsed) >= MAX_CACHED_CONFIGS:
+                self._parsed.clear()
+            lease = timedelta(seconds=current_settings(study.settings)["lease_seconds"])
+            parsed = self._parsed[key] = (build_config(study.settings, study.space), lease)
+        return parsed

@@ -4,31 +4,22 @@ stop, resume, delete."""
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from rung.schemas import StudyCreate, current_settings, differing_settings, to_space
+from rung.schemas import Study, StudyCreate, current_settings, differing_settings, to_space
 from service.core.objective import ObjectiveError, parse_objective
 from service.db import repository as repo
-from service.db.models import BracketRow, StudyRow, TrialMetricRow, TrialRow
+from service.db.changes import change
+from service.db.models import StudyRow
 from service.errors import Conflict, Invalid, NotFound
 
+from . import shown
 from .context import Context
 
 
-@dataclass(frozen=True)
-class StudyDetails:
-    study: StudyRow
-    counts: dict[str, int]
-    brackets: Sequence[BracketRow]
-    best: TrialRow | None
-    best_history: Sequence[TrialMetricRow] | None
-
-
-def create_study(ctx: Context, body: StudyCreate) -> tuple[StudyRow, bool]:
+def create_study(ctx: Context, body: StudyCreate) -> tuple[Study, bool]:
     """The study and whether it was created (False: it existed with the same settings)."""
     settings = body.model_dump(mode="json", exclude={"name"})
     try:
@@ -68,34 +59,41 @@ def create_study(ctx: Context, body: StudyCreate) -> tuple[StudyRow, bool]:
         return repo.add(session, study), True
 
     try:
-        return ctx.db.transaction(work)
+        row, created = ctx.db.transaction(work)
     except IntegrityError:  # created by a concurrent request between our read and insert
-        return ctx.db.transaction(work)
+        row, created = ctx.db.transaction(work)
+    return shown.study(ctx, row), created
 
 
 def list_studies(
     ctx: Context, *, after: int | None, limit: int, name: str | None = None
-) -> tuple[list[StudyRow], int | None]:
+) -> tuple[list[Study], int | None]:
     with ctx.db.read() as session:
         rows = list(repo.list_studies(session, after=after, limit=limit + 1, name=name))
     more = len(rows) > limit
     rows = rows[:limit]
-    return rows, (rows[-1].id if more else None)
+    return [shown.study(ctx, row) for row in rows], (rows[-1].id if more else None)
 
 
-def get_study(ctx: Context, study_id: int) -> StudyDetails:
+def get_study(ctx: Context, study_id: int) -> Study:
+    """The study with its progress: trials by status, each bracket's rounds, the best trial."""
     with ctx.db.read() as session:
         study = repo.get_study(session, study_id, with_config=True)
         if study is None:
             raise NotFound(f"study {study_id} not found")
-        best = repo.best_trials(session, study_id, 1)
-        return StudyDetails(
-            study=study,
-            counts=repo.trial_counts(session, study_id),
-            brackets=repo.brackets_of(session, study_id),
-            best=best[0] if best else None,
-            best_history=repo.metrics_of(session, [best[0].id])[best[0].id] if best else None,
-        )
+        found = repo.best_trials(session, study_id, 1)
+        best = None
+        if found:
+            best = shown.trial(found[0], repo.metrics_of(session, [found[0].id])[found[0].id])
+        counts = repo.trial_counts(session, study_id)
+        progress = shown.progress(ctx, study, counts, repo.brackets_of(session, study_id), best)
+        return shown.study(ctx, study, progress)
+
+
+def trials_by_status(ctx: Context) -> dict[str, int]:
+    """All studies' trials, counted by status."""
+    with ctx.db.read() as session:
+        return repo.trial_counts(session, None)
 
 
 def _with_config(session: Session, study: StudyRow) -> StudyRow:
@@ -105,7 +103,7 @@ def _with_config(session: Session, study: StudyRow) -> StudyRow:
     return loaded
 
 
-def stop_study(ctx: Context, study_id: int) -> StudyRow:
+def stop_study(ctx: Context, study_id: int) -> Study:
     """No new trials from now on; running trials may still report and tell. Stopping a
     study that is no longer running changes nothing."""
 
@@ -114,13 +112,13 @@ def stop_study(ctx: Context, study_id: int) -> StudyRow:
         if study is None:
             raise NotFound(f"study {study_id} not found")
         if study.status == "running":
-            repo.change(study, status="stopped", reason="stopped on request")
+            change(study, status="stopped", reason="stopped on request")
         return _with_config(session, study)
 
-    return ctx.db.transaction(work, study=study_id)
+    return shown.study(ctx, ctx.db.transaction(work, study=study_id))
 
 
-def resume_study(ctx: Context, study_id: int) -> StudyRow:
+def resume_study(ctx: Context, study_id: int) -> Study:
     """A stopped or failed study runs again, its results kept; the count of consecutive
     failed trials starts over (the limit applies to the failures after the resume)."""
 
@@ -135,10 +133,10 @@ def resume_study(ctx: Context, study_id: int) -> StudyRow:
                 details={"status": study.status},
             )
         if study.status != "running":
-            repo.change(study, status="running", reason=None, consecutive_failures=0)
+            change(study, status="running", reason=None, consecutive_failures=0)
         return _with_config(session, study)
 
-    return ctx.db.transaction(work, study=study_id)
+    return shown.study(ctx, ctx.db.transaction(work, study=study_id))
 
 
 def delete_study(ctx: Context, study_id: int) -> None:

@@ -17,16 +17,18 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from rung.schemas import MAX_HYPERPARAMETERS, ReportRequest, TellRequest
+from rung.schemas import MAX_HYPERPARAMETERS, ReportRequest, TellRequest, Trial
 from rung.space import SpaceError, from_dict
 from service.core import transitions as t
 from service.core.state import StudyConfig
 from service.db import repository as repo
+from service.db.changes import change
 from service.db.models import StudyRow, TrialMetricRow, TrialRow, utcnow
 from service.errors import AlreadyFinished, Invalid, LeaseLost, NotFound, NotRunning, TooLarge
 
+from . import shown
 from .context import Context
-from .lifecycle import lease_until, write
+from .lifecycle import write
 from .lookups import check_holder, find_study, find_trial
 
 
@@ -56,7 +58,7 @@ def json_bytes(mapping: Mapping[str, object] | None) -> int:
     return sum(len(str(k)) + len(str(v)) + 6 for k, v in (mapping or {}).items())
 
 
-def report(ctx: Context, study_id: int, number: int, body: ReportRequest) -> TrialRow:
+def report(ctx: Context, study_id: int, number: int, body: ReportRequest) -> Trial:
     """Store one epoch's metrics and renew the lease."""
     size = json_bytes(body.metrics)
 
@@ -80,25 +82,25 @@ def report(ctx: Context, study_id: int, number: int, body: ReportRequest) -> Tri
         config = ctx.config(study)
         value = config.objective.value(body.metrics)
         if value is not None and config.objective.better(value, trial.best_value):
-            repo.change(trial, best_value=value, best_epoch=body.epoch)
-        repo.change(trial, lease_expires_at=lease_until(config, utcnow()))
+            change(trial, best_value=value, best_epoch=body.epoch)
+        change(trial, lease_expires_at=utcnow() + ctx.lease(study))
         return trial
 
-    return ctx.db.transaction(work)
+    return shown.trial(ctx.db.transaction(work))
 
 
-def heartbeat(ctx: Context, study_id: int, number: int, worker_id: str) -> TrialRow:
+def heartbeat(ctx: Context, study_id: int, number: int, worker_id: str) -> Trial:
     """Renew the lease of a trial the worker holds."""
 
     def work(session: Session) -> TrialRow:
         study = find_study(session, study_id)
-        expires = lease_until(ctx.config(study), utcnow())
+        expires = utcnow() + ctx.lease(study)
         if repo.renew_lease(session, study.id, number, worker_id, expires) == 0:
             check_holder(find_trial(session, study.id, number), worker_id)  # says why
             raise LeaseLost(f"trial {number} is not held by worker {worker_id!r}")
         return find_trial(session, study.id, number)
 
-    return ctx.db.transaction(work)
+    return shown.trial(ctx.db.transaction(work))
 
 
 def tell_digest(body: TellRequest) -> str:
@@ -106,7 +108,7 @@ def tell_digest(body: TellRequest) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def tell(ctx: Context, study_id: int, number: int, body: TellRequest) -> TrialRow:
+def tell(ctx: Context, study_id: int, number: int, body: TellRequest) -> Trial:
     digest = tell_digest(body)
 
     def work(session: Session) -> TrialRow:
@@ -127,7 +129,10 @@ def tell(ctx: Context, study_id: int, number: int, body: TellRequest) -> TrialRo
                 return trial  # the same tell again
             if trial.status in ("completed", "failed"):
                 session.expunge(trial)  # keep its loaded state through the rollback
-                raise AlreadyFinished(f"trial {number} already has a different result", trial=trial)
+                raise AlreadyFinished(
+                    f"trial {number} already has a different result",
+                    details={"trial": shown.trial(trial).model_dump(mode="json")},
+                )
             raise NotRunning(f"trial {number} is {trial.status}, not running")
         if trial.status == "running":
             check_holder(trial, body.worker_id)
@@ -146,13 +151,13 @@ def tell(ctx: Context, study_id: int, number: int, body: TellRequest) -> TrialRo
             error=body.error if body.status == "failed" else None,
             now=utcnow(),
         )
-        repo.change(trial, tell_digest=digest)
+        change(trial, tell_digest=digest)
         if body.metrics is not None:
-            repo.change(trial, metrics=body.metrics)
+            change(trial, metrics=body.metrics)
         write(ended, study=study, trial=trial, bracket=bracket)
         return trial
 
-    return ctx.db.transaction(work, study=study_id)
+    return shown.trial(ctx.db.transaction(work, study=study_id))
 
 
 def _score(config: StudyConfig, trial: TrialRow, body: TellRequest) -> float | None:
@@ -166,7 +171,7 @@ def _score(config: StudyConfig, trial: TrialRow, body: TellRequest) -> float | N
         )
     best = objective.best(v for v in (trial.best_value, final) if v is not None)
     if final is not None and best == final and final != trial.best_value:
-        repo.change(trial, best_epoch=trial.epochs - 1)
+        change(trial, best_epoch=trial.epochs - 1)
     return best
 
 
@@ -193,7 +198,7 @@ def _add_new_entries(
     for hp in new:
         if hp.name not in values and hp.is_active(values):
             values[hp.name] = hp.default
-    repo.change(trial, values=values)
+    change(trial, values=values)
     if config.tune_new_entries:
         try:
             merged = config.space.merge(new)
@@ -205,7 +210,7 @@ def _add_new_entries(
                 f"{len(merged)} hyperparameters, more than the {MAX_HYPERPARAMETERS} a study "
                 "may have"
             )
-        repo.change(
+        change(
             study,
             space=merged.to_dicts(),
             space_version=study.space_version + 1,
@@ -216,15 +221,15 @@ def _add_new_entries(
 # -- reading -----------------------------------------------------------------------------------
 
 
-def get_trial(ctx: Context, study_id: int, number: int) -> TrialDetails:
+def get_trial(ctx: Context, study_id: int, number: int) -> Trial:
     with ctx.db.read() as session:
         trial = find_trial(session, find_study(session, study_id).id, number)
-        return TrialDetails(trial, repo.metrics_of(session, [trial.id])[trial.id])
+        return shown.trial(trial, repo.metrics_of(session, [trial.id])[trial.id])
 
 
 def list_trials(
     ctx: Context, study_id: int, *, status: str | None, after: int | None, limit: int
-) -> tuple[list[TrialDetails], int | None]:
+) -> tuple[list[Trial], int | None]:
     """A page of at most `limit` trials and PAGE_BYTES, and the cursor of the next one."""
     with ctx.db.read() as session:
         find_study(session, study_id)
@@ -234,10 +239,10 @@ def list_trials(
         history = repo.metrics_of(session, [t.id for t in rows[:limit]])
         page = _fitting([TrialDetails(t, history[t.id]) for t in rows[:limit]])
         more = len(page) < len(rows)
-        return page, (page[-1].trial.number if more else None)
+        return _shown(page), (page[-1].trial.number if more else None)
 
 
-def best_trials(ctx: Context, study_id: int, k: int) -> list[TrialDetails]:
+def best_trials(ctx: Context, study_id: int, k: int) -> list[Trial]:
     with ctx.db.read() as session:
         find_study(session, study_id)
         rows = repo.best_trials(session, study_id, k)
@@ -250,7 +255,11 @@ def best_trials(ctx: Context, study_id: int, k: int) -> list[TrialDetails]:
             f"page limit of {PAGE_BYTES} bytes; the best {len(page)} fit",
             details={"max_bytes": PAGE_BYTES, "fitting": len(page)},
         )
-    return page
+    return _shown(page)
+
+
+def _shown(page: list[TrialDetails]) -> list[Trial]:
+    return [shown.trial(details.trial, details.history) for details in page]
 
 
 def _fitting(trials: list[TrialDetails]) -> list[TrialDetails]:

@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from service.db.models import BracketRow, StudyRow, TrialRow
-from service.db.session import Database
+from service.db.transactions import Database
 
 
 @pytest.fixture

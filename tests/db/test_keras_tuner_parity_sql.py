@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 
 from rung.schemas import StudyCreate, TellRequest
 from service.core.decisions import Done, Wait
-from service.db.session import Database
+from service.db.transactions import Database
 from service.usecases import asking, studies, trials
 from service.usecases.context import Context
 from tests.core.kt_driver import Mismatch, Scenario, run_both
@@ -35,7 +35,7 @@ class ServiceStudy:
             max_retries_per_trial=sc.max_retries_per_trial,
             max_consecutive_failed_trials=sc.max_consecutive_failed_trials,
         )
-        self.study_id = studies.create_study(ctx, body)[0].id
+        self.study_id = int(studies.create_study(ctx, body)[0].id)
         self.holders: dict[int, str] = {}  # trial number -> the worker that asked for it
 
     def ask(self, worker):
@@ -46,16 +46,17 @@ class ServiceStudy:
             return Done(
                 seed_state=0, reason=result.reason or "", failed=self.failed_reason is not None
             )
-        t = result.trial
-        self.holders[t.number] = worker
+        t = result.trial  # as the API shows it
+        number = int(t.id)
+        self.holders[number] = worker
         return SimpleNamespace(
-            number=t.number,
-            values=t.values,
+            number=number,
+            values=t.hyperparameters,
             epochs=t.epochs,
             initial_epoch=t.initial_epoch,
             round=t.round,
             bracket=t.bracket,
-            parent_number=t.parent_number,
+            parent_number=None if t.parent_trial_id is None else int(t.parent_trial_id),
             failed_runs=t.failed_runs,
         )
 
@@ -71,7 +72,7 @@ class ServiceStudy:
 
     @property
     def failed_reason(self):
-        study = studies.get_study(self.ctx, self.study_id).study
+        study = studies.get_study(self.ctx, self.study_id)
         return study.reason if study.status == "failed" else None
 
 

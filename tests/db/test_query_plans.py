@@ -161,7 +161,7 @@ def test_look_ups_that_could_scan_the_study_are_planned_each_run(postgres_databa
     and kept until the table is next analyzed: one found a told trial through the
     (study_id, values_hash) index and filtered all the study's trials by number. The
     look-ups marked PLAN_EACH_RUN never run prepared; the others still do."""
-    from service.db.session import Database
+    from service.db.transactions import Database
 
     db = Database(postgres_database, pool_size=1)
     try:

@@ -3,10 +3,12 @@
 
 import pytest
 from sqlalchemy import event, inspect, select
+from sqlalchemy.orm.decl_base import _declarative_constructor
 
 from service.db import repository as repo
+from service.db.changes import change
 from service.db.models import BracketRow, StudyRow, TrialRow
-from service.db.session import Database
+from service.db.transactions import Database
 
 from .test_constraints import seed_rows
 
@@ -90,7 +92,7 @@ def test_rows_read_past_the_orm_are_one_object_per_row_as_the_orm_loads_them(db)
         told, counters = found
         assert told.id == trial.id and told.values == {"x": 0}
         assert {"sizes", "iteration"} <= inspect(counters).unloaded
-        repo.change(counters, active=counters.active + 5)
+        change(counters, active=counters.active + 5)
         statements = []
         event.listen(s.get_bind(), "before_cursor_execute", lambda *a: statements.append(a[2]))
         _held, brackets = repo.ask_rows(s, study_id, "w-none")
@@ -108,3 +110,60 @@ def test_rows_read_past_the_orm_are_one_object_per_row_as_the_orm_loads_them(db)
         assert repo.lock_study(s, study_id) is study  # locked once per transaction
     with db.read() as s:
         assert s.scalars(select(BracketRow.active)).one() == 5
+
+
+@pytest.mark.parametrize("model", [StudyRow, BracketRow, TrialRow])
+def test_rows_adopted_past_the_orm_skip_nothing_the_orm_would_do(model):
+    """`rows.adopt` fills an object's attributes without the ORM's loading: a validator, a
+    relationship, a load event or a constructor with logic added to a model would be
+    skipped silently. This fails first, so whoever adds one adapts `adopt`."""
+    mapper = inspect(model)
+    assert not mapper.validators
+    assert not mapper.relationships
+    assert not mapper.synonyms and not mapper.composites
+    assert not mapper.class_manager.dispatch.load and not mapper.class_manager.dispatch.refresh
+    assert mapper.class_manager.original_init is _declarative_constructor
+    assert all(len(attr.columns) == 1 for attr in mapper.column_attrs)
+
+
+def test_a_row_read_past_the_orm_equals_the_row_the_orm_loads(db):
+    study_id, bracket_id = seed_rows(db)
+    with db.write() as s:
+        study = repo.lock_study(s, study_id)
+        repo.insert_trial(s, fields(study_id, bracket_id, 0, "h"), on_insert=[])
+    with db.write() as s:
+        found = repo.trial_with_bracket(s, study_id, 0)
+        assert found is not None
+        adopted = {
+            attr.key: getattr(row, attr.key)
+            for row in (repo.lock_study(s, study_id), *found)
+            for attr in inspect(type(row)).column_attrs
+        }
+    with db.read() as s:
+        loaded = {
+            attr.key: getattr(row, attr.key)
+            for row in (
+                s.get(StudyRow, study_id),
+                s.scalars(select(TrialRow)).one(),
+                s.get(BracketRow, bracket_id),
+            )
+            for attr in inspect(type(row)).column_attrs
+        }
+    assert adopted == loaded and study is not None
+
+
+def test_a_plain_assignment_to_a_hot_row_is_refused_and_flush_writes_the_queue(db):
+    study_id, _ = seed_rows(db)
+    refused = pytest.raises(TypeError, match="StudyRow changed by attribute assignment")
+    with refused, db.write() as s:
+        study = repo.lock_study(s, study_id)
+        assert study is not None
+        study.trial_count = 5  # would bypass the change queue
+    with db.write() as s:
+        study = repo.lock_study(s, study_id)
+        assert study is not None
+        change(study, trial_count=3)
+        s.flush()
+        assert s.connection().scalar(select(StudyRow.trial_count)) == 3
+    with db.read() as s:
+        assert s.scalars(select(StudyRow.trial_count)).one() == 3

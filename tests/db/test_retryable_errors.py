@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, ProgrammingError
 
-from service.db.session import is_retryable
+from service.db.transactions import is_retryable
 
 
 def raised(call) -> BaseException:

@@ -1,6 +1,6 @@
 """Transactions on one study: work that arrives while the study's transaction is in flight
 shares the next one (group commit), each unit seeing the ones before it; an error stays
-with the unit that raised it. And rows changed through `repository.change` are written."""
+with the unit that raised it. And rows changed through `changes.change` are written."""
 
 import threading
 
@@ -9,8 +9,9 @@ from sqlalchemy import select
 
 from rung.schemas import StudyCreate, TellRequest
 from service.db import repository as repo
+from service.db.changes import change
 from service.db.models import BracketRow, StudyRow, TrialRow
-from service.db.session import Database
+from service.db.transactions import Database
 from service.errors import NotFound
 from service.usecases import asking, studies, trials
 from service.usecases.context import Context
@@ -36,7 +37,7 @@ def bump_count(study_id, log, *, fail=False):
     def work(session):
         study = repo.lock_study(session, study_id)
         seen = study.trial_count
-        repo.change(study, trial_count=seen + 1)
+        change(study, trial_count=seen + 1)
         log.append((id(session), seen))
         if fail:
             raise NotFound("this one fails")
@@ -102,11 +103,11 @@ def test_changes_are_written_before_the_next_statement_and_at_commit(db):
     study_id, _ = seed_rows(db)
     with db.write() as s:
         study = repo.lock_study(s, study_id)
-        repo.change(study, trial_count=7, pending_count=2)
+        change(study, trial_count=7, pending_count=2)
         assert not s.dirty  # not the ORM's unit of work
         stmt = select(StudyRow.trial_count, StudyRow.pending_count).where(StudyRow.id == study_id)
         assert s.execute(stmt).one() == (7, 2)  # written before this query
-        repo.change(study, trial_count=8)
+        change(study, trial_count=8)
     assert counter(db, study_id) == 8  # written at commit
 
 
@@ -124,7 +125,7 @@ def drive(ctx, study_id, held, *, shared):
     answers = [r for r in results if isinstance(r, asking.AskResult)]
     assert len(answers) == 2, results
     for worker, answer in zip(("w0", "w1"), answers, strict=True):
-        held[worker] = answer.trial.number if answer.status == "run" else None
+        held[worker] = int(answer.trial.id) if answer.status == "run" else None
 
 
 def history(db, study_id):
@@ -166,8 +167,8 @@ def test_tells_and_asks_sharing_transactions_decide_as_one_by_one(db):
         study = studies.create_study(ctx, StudyCreate(name=f"shared-{shared}", **spec))[0]
         held: dict[str, int | None] = {"w0": None, "w1": None}
         for _ in range(14):
-            drive(ctx, study.id, held, shared=shared)
-        runs.append(history(db, study.id))
+            drive(ctx, int(study.id), held, shared=shared)
+        runs.append(history(db, int(study.id)))
     one_by_one, shared_runs = runs
     assert len(one_by_one[0]) > 10 and any(t[3] > 0 for t in one_by_one[0])  # promotions
     assert shared_runs == one_by_one
@@ -176,11 +177,11 @@ def test_tells_and_asks_sharing_transactions_decide_as_one_by_one(db):
 @pytest.mark.postgres
 def test_a_result_is_described_by_its_own_columns(postgres_database):
     """The engine's cursor builds a result's `description` once per connection and shape
-    (session._DescribedCursor): results of other shapes, run in between, are described by
+    (engine._DescribedCursor): results of other shapes, run in between, are described by
     their own columns, and one that returns no rows by None, as psycopg does."""
     import psycopg
 
-    from service.db.session import make_engine
+    from service.db.engine import make_engine
 
     engine = make_engine(postgres_database, pool_size=1)
     shapes = [

@@ -1,4 +1,4 @@
-"""Engines and transactions for SQLite (the embedded default) and PostgreSQL.
+"""Transactions: reads, writes, the per-study queue (group commit) and retries.
 
 `Database.write()` is one short transaction that may change state: on PostgreSQL it is a
 plain READ COMMITTED transaction in which the caller locks the study row; on SQLite it is
@@ -20,23 +20,20 @@ import logging
 import random
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-import psycopg
-from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from service.errors import Unavailable
 
-from . import repository
+from . import changes
+from .engine import WRITE_OPTION, make_engine
 
 log = logging.getLogger("rung.db")
 T = TypeVar("T")
@@ -53,91 +50,6 @@ def is_retryable(exc: BaseException) -> bool:
     if code in RETRYABLE_PGCODES:
         return True
     return isinstance(exc, OperationalError) and "database is locked" in str(orig)
-
-
-def ensure_sqlite_directory(url: str) -> None:
-    """SQLite creates the database file, not the directory it lives in."""
-    path = url.split(":///", 1)[1] if url.startswith("sqlite") and ":///" in url else ""
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-
-
-def make_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> Engine:
-    # LIFO: the connection used last is used next. A study's transactions run one at a
-    # time (StudyQueue), so they keep going to the same few PostgreSQL backends, whose
-    # caches are warm, instead of cycling through every connection in the pool (8 workers
-    # on PostgreSQL: about 8 % more pairs/s, LIFO ahead in each of six A/B pairs of runs).
-    pool = {"pool_size": pool_size, "max_overflow": pool_size, "pool_use_lifo": True}
-    if url.startswith("sqlite"):
-        ensure_sqlite_directory(url)
-        connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": 30}
-        engine = create_engine(url, echo=echo, connect_args=connect_args, **pool)
-        _configure_sqlite(engine)
-        return engine
-    connect_args = {"cursor_factory": _DescribedCursor}
-    engine = create_engine(url, echo=echo, connect_args=connect_args, **pool)
-    event.listen(engine, "do_execute", _plan_each_run)
-    return engine
-
-
-def _plan_each_run(cursor: Any, statement: str, parameters: Any, context: Any) -> bool | None:
-    """Run a statement marked `repository.PLAN_EACH_RUN` unprepared (psycopg prepares a
-    statement from its 5th run on a connection, and PostgreSQL then may keep one generic
-    plan for it); every other statement as SQLAlchemy would."""
-    if not context.execution_options.get(repository.PLAN_EACH_RUN_OPTION):
-        return None
-    cursor.execute(statement, parameters, prepare=False)
-    return True
-
-
-# A result's `description`, by connection and by what it is made of (status, and each
-# column's name, type, modifier and size).
-_DESCRIPTIONS: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Any]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-class _DescribedCursor(psycopg.Cursor[Any]):
-    """psycopg builds `description` anew, one `Column` per column, each time it is read, and
-    SQLAlchemy reads it once per statement. It is made only of what this key holds, and the
-    hot path's statements return the same columns every time: built once per connection,
-    about 6 % of a request's instructions are saved (benchmarks/instructions.py)."""
-
-    @property
-    def description(self) -> list[psycopg.Column] | None:
-        res = self.pgresult
-        if res is None:
-            return None
-        columns = tuple(
-            (res.fname(i), res.ftype(i), res.fmod(i), res.fsize(i)) for i in range(res.nfields)
-        )
-        described = _DESCRIPTIONS.setdefault(self.connection, {})
-        key = (res.status, columns)
-        if key not in described:
-            described[key] = super().description
-        return described[key]
-
-
-def _configure_sqlite(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite would defer it).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Any) -> None:
-        mode = "IMMEDIATE" if conn.get_execution_options().get("rung_write") else "DEFERRED"
-        conn.exec_driver_sql(f"BEGIN {mode}")
-
-
-def _write_changes_first(execute_state: ORMExecuteState) -> None:
-    repository.write_changes(execute_state.session)
 
 
 MAX_BATCH = 32  # units of work in one transaction at most
@@ -186,18 +98,15 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size, echo=echo)
         self.dialect = self.engine.dialect.name
-        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self._read = changes.session_factory(self.engine)
         # Only SQLite's "begin" listener reads the option; a plain engine costs less per
         # statement than one with options.
         writer = (
-            self.engine.execution_options(rung_write=True)
+            self.engine.execution_options(**{WRITE_OPTION: True})
             if self.dialect == "sqlite"
             else self.engine
         )
-        self._write = sessionmaker(writer, expire_on_commit=False)
-        for factory in (self._read, self._write):  # rows changed by repository.change
-            event.listen(factory, "do_orm_execute", _write_changes_first)
-            event.listen(factory, "before_commit", repository.write_changes)
+        self._write = changes.session_factory(writer)
         self._sqlite_lock = threading.Lock() if self.dialect == "sqlite" else None
         self._queues: dict[int, StudyQueue] = {}
         self._queues_guard = threading.Lock()

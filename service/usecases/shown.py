@@ -1,4 +1,5 @@
-"""Rows and use-case results mapped to the wire schemas of rung.schemas."""
+"""Rows as the HTTP API shows them (the wire schemas of rung.schemas). The use cases answer
+with these, so no ORM row leaves the use-case layer."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from collections.abc import Sequence
 from rung import schemas as w
 from service.core.schedule import Schedule
 from service.db.models import BracketRow, StudyRow, TrialMetricRow, TrialRow
-from service.usecases.context import Context
-from service.usecases.studies import StudyDetails
+
+from .context import Context
 
 
 def trial(row: TrialRow, history: Sequence[TrialMetricRow] | None = None) -> w.Trial:
@@ -58,15 +59,23 @@ def _bracket(schedule: Schedule, row: BracketRow) -> w.BracketProgress:
     )
 
 
-def study(ctx: Context, row: StudyRow, details: StudyDetails | None = None) -> w.Study:
+def progress(
+    ctx: Context,
+    row: StudyRow,
+    counts: dict[str, int],
+    brackets: Sequence[BracketRow],
+    best: w.Trial | None,
+) -> w.Progress:
+    schedule = ctx.config(row).schedule
+    return w.Progress(
+        trials=w.TrialCounts(**counts),
+        brackets=[_bracket(schedule, b) for b in brackets],
+        best_trial=best,
+    )
+
+
+def study(ctx: Context, row: StudyRow, progress: w.Progress | None = None) -> w.Study:
     config = ctx.config(row)
-    progress = None
-    if details is not None:
-        progress = w.Progress(
-            trials=w.TrialCounts(**details.counts),
-            brackets=[_bracket(config.schedule, b) for b in details.brackets],
-            best_trial=None if details.best is None else trial(details.best, details.best_history),
-        )
     return w.Study(
         id=str(row.id),
         name=row.name,
