@@ -1,7 +1,12 @@
 """The wire schemas of Rung's HTTP API (v1): defined once, here; the server imports them.
 
 Field names follow Keras Tuner's vocabulary (`max_epochs`, `factor`, `bracket`, `round`,
-`epochs`, `initial_epoch`) and the contract in design.md.
+`epochs`, `initial_epoch`); docs/http-api.md is their reference.
+
+A search space is judged by `rung.space` alone: the specs here describe its shape (for
+the OpenAPI document and early type errors) and hand each definition to `rung.space`,
+whose result the validated model keeps (`StudySettings.space`, `TellRequest.new_entries`),
+so that nothing parses a space twice.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StrictBool,
     StrictFloat,
     StrictInt,
@@ -22,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from .space import SearchSpace, SpaceError, from_dict
+from .space import HyperParameter, SearchSpace, SpaceError, from_dict
 
 MAX_NAME = 200
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
@@ -100,12 +106,8 @@ MAX_HYPERPARAMETERS = 1000  # in a study's space, new entries included
 HyperParameterList = Annotated[list[HyperParameterSpec], Field(max_length=MAX_HYPERPARAMETERS)]
 
 
-def to_space(specs: list[Any]) -> SearchSpace:
-    """The search space the specs describe; SpaceError names the hyperparameter and rule."""
-    return SearchSpace.from_dicts(
-        spec.model_dump(exclude_none=True) if isinstance(spec, BaseModel) else spec
-        for spec in specs
-    )
+def _wire(spec: BaseModel) -> dict[str, Any]:
+    return spec.model_dump(exclude_none=True)
 
 
 # -- studies ----------------------------------------------------------------------------
@@ -151,14 +153,20 @@ class StudySettings(StudyOptions):
     """Everything that defines a study; creating it twice with equal settings is a no-op."""
 
     hyperparameters: HyperParameterList = []
+    _space: SearchSpace = PrivateAttr(default_factory=SearchSpace)
 
     @model_validator(mode="after")
     def _valid_space(self) -> StudySettings:
         try:
-            to_space(self.hyperparameters)
+            self._space = SearchSpace.from_dicts(_wire(spec) for spec in self.hyperparameters)
         except SpaceError as exc:
             raise ValueError(str(exc)) from None
         return self
+
+    @property
+    def space(self) -> SearchSpace:
+        """The search space, as `rung.space` made it when this model was validated."""
+        return self._space
 
 
 class StudyOptionsShown(StudyOptions):
@@ -316,17 +324,22 @@ class TellRequest(_Model):
     hyperparameters: HyperParameterList | None = Field(
         None, description="hyperparameters first seen while building this trial's model"
     )
+    _new_entries: tuple[HyperParameter, ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
     def _consistent(self) -> TellRequest:
         if self.status == "failed" and self.metrics:
             raise ValueError("a failed trial carries an error, not metrics")
-        for spec in self.hyperparameters or ():
-            try:
-                from_dict(spec.model_dump(exclude_none=True))
-            except SpaceError as exc:
-                raise ValueError(str(exc)) from None
+        try:
+            self._new_entries = tuple(from_dict(_wire(s)) for s in self.hyperparameters or ())
+        except SpaceError as exc:
+            raise ValueError(str(exc)) from None
         return self
+
+    @property
+    def new_entries(self) -> tuple[HyperParameter, ...]:
+        """`hyperparameters`, as `rung.space` made them when this model was validated."""
+        return self._new_entries
 
 
 class CheckpointInfo(_Out):

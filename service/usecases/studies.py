@@ -8,7 +8,7 @@ import random
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from rung.schemas import Study, StudyCreate, current_settings, differing_settings, to_space
+from rung.schemas import Study, StudyCreate, current_settings, differing_settings
 from service.core.objective import ObjectiveError, parse_objective
 from service.db import repository as repo
 from service.db.changes import change
@@ -26,7 +26,7 @@ def create_study(ctx: Context, body: StudyCreate) -> tuple[Study, bool]:
         parse_objective(settings["objective"])
     except ObjectiveError as exc:
         raise Invalid(str(exc)) from None
-    space = to_space(body.hyperparameters).to_dicts()
+    space = body.space.to_dicts()
 
     def work(session: Session) -> tuple[StudyRow, bool]:
         existing = repo.study_by_name(session, body.name)

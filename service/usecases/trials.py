@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from rung.schemas import MAX_HYPERPARAMETERS, ReportRequest, TellRequest, Trial
-from rung.space import SpaceError, from_dict
+from rung.space import SpaceError
 from service.core import transitions as t
 from service.core.state import StudyConfig
 from service.db import repository as repo
@@ -180,13 +180,7 @@ def _add_new_entries(
 ) -> None:
     """Hyperparameters first seen while building this trial's model (Keras Tuner's
     `update_space`): refused, kept at their defaults, or added to the space to be tuned."""
-    try:
-        found = [
-            from_dict(spec.model_dump(exclude_none=True)) for spec in body.hyperparameters or ()
-        ]
-    except SpaceError as exc:
-        raise Invalid(f"hyperparameters: {exc}") from None
-    new = [hp for hp in found if not config.space.contains(hp)]
+    new = [hp for hp in body.new_entries if not config.space.contains(hp)]
     if not new:
         return
     if not config.allow_new_entries:

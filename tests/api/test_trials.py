@@ -316,6 +316,28 @@ def test_new_entries_join_the_space_when_tuned(client):
     assert "depth" in ask(client, sid, "w2")["trial"]["hyperparameters"]
 
 
+def test_a_tells_new_entries_are_parsed_once(client, monkeypatch):
+    """The wire specs hand each definition to `rung.space` once; the use case takes the
+    parsed entries from the validated request rather than parsing them again."""
+    import rung.schemas
+
+    parsed = []
+    real = rung.schemas.from_dict
+    monkeypatch.setattr(rung.schemas, "from_dict", lambda d: parsed.append(d) or real(d))
+    sid = create(client)["id"]
+    trial = ask(client, sid, "w1")["trial"]
+    new = [
+        {"type": "int", "name": "depth", "min_value": 1, "max_value": 8},
+        {"type": "boolean", "name": "wide"},
+    ]
+    told = client.post(
+        trial_path(sid, trial["id"], "tell"),
+        json={"metrics": {"val_loss": 0.5}, "hyperparameters": new, "worker_id": "w1"},
+    )
+    assert told.status_code == 200
+    assert [d["name"] for d in parsed] == ["depth", "wide"]
+
+
 def test_new_entries_refused_or_kept_at_default(client):
     new = [{"type": "boolean", "name": "extra"}]
     strict = create(client, name="strict", allow_new_entries=False)["id"]
