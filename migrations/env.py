@@ -7,9 +7,9 @@ from typing import Any
 from alembic import context
 from sqlalchemy import create_engine, pool, text
 
+from service.db.engine import ensure_sqlite_directory
 from service.db.migrate import MIGRATION_LOCK
 from service.db.models import Base, UTCDateTime
-from service.db.engine import ensure_sqlite_directory
 from service.settings import Settings
 
 config = context.config

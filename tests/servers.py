@@ -104,3 +104,12 @@ def running_server(database_url: str, tmp_path: Path, **kw) -> Iterator[Server]:
         yield server
     finally:
         server.stop()
+
+
+def wait_until(condition, what, deadline_s=10.0):
+    """Poll `condition` until it holds; fail naming `what` after `deadline_s` seconds."""
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {deadline_s} s for {what}")
+        time.sleep(0.02)

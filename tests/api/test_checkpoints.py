@@ -5,7 +5,6 @@ import hashlib
 import os
 import signal
 import socket
-import time
 
 import httpx
 import pytest
@@ -15,7 +14,7 @@ from service.app import create_app
 from service.usecases import checkpoints
 from tests.api.helpers import ask, assert_error, create, tell
 from tests.conftest import LOCAL
-from tests.servers import running_server
+from tests.servers import running_server, wait_until
 
 
 def path_of(sid, tid):
@@ -125,14 +124,6 @@ def test_garbage_collection_over_a_whole_iteration(settings):
         assert peak <= 12  # bracket 2's round 0 (9 trials) + promoted parents + the best two
         assert client.delete(f"/v1/studies/{sid}").status_code == 204
         assert ctx.store.count() == 0
-
-
-def wait_until(condition, what, deadline_s=10.0):
-    deadline = time.monotonic() + deadline_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {deadline_s} s for {what}")
-        time.sleep(0.02)
 
 
 def partials(root):

@@ -35,9 +35,13 @@ def weights_digest(arrays) -> str:
 
 class Recorder(keras.callbacks.Callback):
     """Appends one JSON line per trial: the weights and optimizer step it started from, the
-    epochs it ran. Sleeps RUNG_TEST_EPOCH_SLEEP seconds per epoch (to be killed mid-trial).
-    With RUNG_TEST_QUIT_AT_PROMOTED set, the process exits when handed a promoted trial;
-    with RUNG_TEST_START_TOGETHER=N, its first trial waits for N processes to start one."""
+    epochs it ran. Sleeps RUNG_TEST_EPOCH_SLEEP seconds per epoch. With
+    RUNG_TEST_QUIT_AT_PROMOTED set, the process exits when handed a promoted trial; with
+    RUNG_TEST_HANG_AT_TRIAL=N, it records `hanging` in its Nth trial and waits there to be
+    killed; with RUNG_TEST_START_TOGETHER=N, its first trial waits for N processes to start
+    one."""
+
+    started = 0  # trials this process has started
 
     def on_train_begin(self, logs=None):
         trial = current_trial()
@@ -55,6 +59,11 @@ class Recorder(keras.callbacks.Callback):
         self._wait_for_the_others()
         if trial.parent_trial_id is not None and os.environ.get("RUNG_TEST_QUIT_AT_PROMOTED"):
             os._exit(QUIT_AT_PROMOTED)  # dies holding the lease: another worker takes it over
+        Recorder.started += 1
+        if Recorder.started == int(os.environ.get("RUNG_TEST_HANG_AT_TRIAL", "0")):
+            self._write({"hanging": trial.id, "pid": os.getpid()})
+            while True:  # holding the lease, heartbeating, until the test kills the process
+                time.sleep(1)
 
     def _wait_for_the_others(self):
         """With RUNG_TEST_START_TOGETHER=N, each process's first trial waits until N processes

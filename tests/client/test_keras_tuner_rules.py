@@ -9,16 +9,9 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from rung.keras import (
-    Execution,
-    KeepBestEpoch,
-    Objective,
-    as_hypermodel,
-    average,
-    copy_callbacks,
-    objective_spec,
-    read_fit_result,
-)
+from rung.keras.callbacks import KeepBestEpoch, copy_callbacks
+from rung.keras.fit_results import Execution, Objective, average, objective_spec, read_fit_result
+from rung.keras.hypermodel import as_hypermodel
 
 pytestmark = pytest.mark.keras
 ACCURACY = Objective((("val_accuracy", "max"),))

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from service.core.schedule import Schedule
-from tests.servers import running_server
+from tests.servers import running_server, wait_until
 
 pytestmark = [pytest.mark.keras, pytest.mark.slow]
 JOB = str(Path(__file__).with_name("digits_job.py"))
@@ -112,21 +112,19 @@ def test_a_killed_worker_does_not_stop_the_study(tmp_path, sqlite_template):
 
     database = tmp_path / "rung.db"
     shutil.copy(sqlite_template, database)
-    env = {"RUNG_TEST_LEASE": "2", "RUNG_TEST_EPOCH_SLEEP": "0.15", "RUNG_TEST_STUDY": "kill"}
+    env = {"RUNG_TEST_LEASE": "2", "RUNG_TEST_STUDY": "kill"}
     with running_server(f"sqlite:///{database}", tmp_path) as server:
-        victim = start_worker(server, tmp_path, "victim", **env)
+        victim = start_worker(server, tmp_path, "victim", RUNG_TEST_HANG_AT_TRIAL="3", **env)
         survivor = start_worker(server, tmp_path, "survivor", **env)
         deadline = time.monotonic() + 120
         killed_trial = None
-        while killed_trial is None and time.monotonic() < deadline:
-            started = [
-                r for r in records(tmp_path) if r.get("pid") == victim.pid and "started" in r
-            ]
-            if len(started) >= 3:  # let it finish a couple, kill it inside the third
-                killed_trial = started[-1]["started"]
+        while killed_trial is None and time.monotonic() < deadline:  # the victim's 3rd trial
+            hanging = [r["hanging"] for r in records(tmp_path) if "hanging" in r]
+            if hanging:  # it holds the trial's lease and waits inside it: kill it there
+                killed_trial = hanging[0]
                 victim.send_signal(signal.SIGKILL)
             time.sleep(0.05)
-        assert killed_trial is not None, "the victim never got going"
+        assert killed_trial is not None, "the victim never got to its third trial"
         victim.wait(timeout=10)
         finished([survivor])
         http = httpx.Client(base_url=server.url)
@@ -145,7 +143,7 @@ def test_a_missing_parent_checkpoint_means_training_from_scratch(client, tmp_pat
     from tests.client import digits_job
 
     monkeypatch.setenv("RUNG_TEST_RECORD", str(tmp_path / "records.jsonl"))
-    monkeypatch.setattr(rung.keras, "save_checkpoint", lambda model, path, **_: None)
+    monkeypatch.setattr(rung.keras.checkpoint, "save", lambda model, path, **_: None)
     sdk = Client("http://localhost", transport=client._transport)
     tuner = rung.keras.Tuner(
         digits_job.build_model,
@@ -195,7 +193,10 @@ def test_workers_that_share_no_directory_resume_through_the_service(tmp_path, sq
         http = httpx.Client(base_url=server.url)
         study = http.get("/v1/studies").json()["items"][0]
         trials = all_trials(http, study["id"])
-        time.sleep(1.5)  # a collection round after the last tell
+        stored = tmp_path / "server-data" / "checkpoints"
+        wait_until(  # the collector runs in the background after the last tell
+            lambda: len(list(stored.rglob("*.ckpt"))) <= 10, "the collector to keep the best 10"
+        )
         best = http.get(f"/v1/studies/{study['id']}/best", params={"k": 10}).json()["items"]
         kept = [
             http.get(f"/v1/studies/{study['id']}/trials/{t['id']}/checkpoint").status_code

@@ -227,7 +227,7 @@ def test_wait_is_slept_on_not_hot_looped():
         ASK_RUN_WAIT, ASK_RUN_WAIT, httpx.Response(200, json={"status": "run", "trial": trial})
     )
     rung_client, slept = sdk_over(transport)
-    from rung.client import StudyHandle
+    from rung.handles import StudyHandle
     from rung.schemas import Study
 
     study = Study(
@@ -293,10 +293,10 @@ def test_studies_are_found_by_name_stopped_and_resumed(sdk):
 
 
 def test_the_async_handle_has_every_call_of_the_sync_one(client, tmp_path):
-    from rung.client import StudyHandle
+    from rung.handles import StudyHandle
 
     public = {name for name in dir(StudyHandle) if not name.startswith("_")}
-    from rung.client import AsyncStudyHandle
+    from rung.handles import AsyncStudyHandle
 
     assert public <= {name for name in dir(AsyncStudyHandle) if not name.startswith("_")}
 

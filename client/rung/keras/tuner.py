@@ -18,48 +18,35 @@ be found means training from scratch to `epochs`, with a warning.
 from __future__ import annotations
 
 import contextvars
-import copy
 import gc
-import importlib.util
-import json
 import logging
-import math
 import os
 import shutil
 import tempfile
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .client import Client, StudyHandle, TrialSession
-from .errors import RungError
-from .hyperparameters import HyperParameters, discover_space
-from .schemas import Trial
+import keras
 
-
-def _pick_backend() -> None:
-    """Without KERAS_BACKEND, use the backend of ~/.keras/keras.json if it is installed, else
-    the first installed one (Keras would insist on TensorFlow, which it writes there)."""
-    if "KERAS_BACKEND" in os.environ:
-        return
-    try:
-        configured = json.loads(Path("~/.keras/keras.json").expanduser().read_text())["backend"]
-    except (OSError, ValueError, KeyError, TypeError):
-        configured = None
-    for backend in (configured, "tensorflow", "jax", "torch"):
-        if backend and importlib.util.find_spec(backend) is not None:
-            os.environ["KERAS_BACKEND"] = backend
-            return
-
-
-_pick_backend()
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+from ..client import Client
+from ..errors import RungError
+from ..handles import StudyHandle, TrialSession
+from ..hyperparameters import HyperParameters, discover_space
+from ..schemas import Trial
+from . import checkpoint
+from .callbacks import KeepBestEpoch, ReportEpochs, copy_callbacks
+from .fit_results import (
+    Execution,
+    Objective,
+    average,
+    objective_spec,
+    read_fit_result,
+)
+from .hypermodel import as_hypermodel
 
 log = logging.getLogger("rung.keras")
 _current_trial: contextvars.ContextVar[Trial | None] = contextvars.ContextVar(
@@ -73,299 +60,6 @@ def current_trial() -> Trial | None:
     return _current_trial.get()
 
 
-def finite_metrics(logs: dict[str, Any] | None) -> dict[str, float]:
-    """The metrics of an epoch that JSON can carry: NaN and ±inf are left out (a score is the
-    best finite value over the epochs, as Keras Tuner's nanmin/nanmax)."""
-    metrics = {}
-    for name, value in (logs or {}).items():
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            continue
-        if math.isfinite(number):
-            metrics[name] = number
-    return metrics
-
-
-# -- hypermodels and objectives ----------------------------------------------------------------
-class HyperModel:
-    """Keras Tuner's `HyperModel`: override `build(hp)`, and `fit(hp, model, *args, **kwargs)`
-    to tune the training itself. `fit` may return a `History`, a number (the objective) or a
-    dict of metrics (or a list of these, averaged), as in Keras Tuner."""
-
-    def __init__(self, name: str | None = None, tunable: bool = True):
-        self.name, self.tunable = name, tunable
-
-    def build(self, hp: HyperParameters) -> keras.Model:
-        raise NotImplementedError
-
-    def fit(self, hp: HyperParameters, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
-        return model.fit(*args, **kwargs)
-
-
-class _FunctionHyperModel(HyperModel):
-    """A `build_model(hp)` function as a HyperModel (Keras Tuner's `DefaultHyperModel`)."""
-
-    def __init__(self, build: Callable[[HyperParameters], keras.Model]):
-        super().__init__(name=getattr(build, "__name__", None))
-        self._build = build
-
-    def build(self, hp: HyperParameters) -> keras.Model:
-        return self._build(hp)
-
-
-def as_hypermodel(hypermodel: Any) -> Any:
-    """A HyperModel (Rung's or Keras Tuner's, anything with `build` and `fit`) as it is; a
-    function wrapped in one."""
-    if callable(getattr(hypermodel, "build", None)) and callable(getattr(hypermodel, "fit", None)):
-        return hypermodel
-    if callable(hypermodel):
-        return _FunctionHyperModel(hypermodel)
-    raise TypeError(
-        "hypermodel must be a function build_model(hp) or a HyperModel with build(hp), "
-        f"found {type(hypermodel).__name__}"
-    )
-
-
-def objective_spec(objective: Any) -> Any:
-    """The wire form of an objective given as Keras Tuner accepts it: a name, a
-    `keras_tuner.Objective` (or anything with `name` and `direction`), a dict, a list of
-    these, or None (Keras Tuner's `default_objective`, minimised: `fit` returns a number)."""
-    if objective is None:
-        return {"name": "default_objective", "direction": "min"}
-    if isinstance(objective, str):
-        return objective
-    if isinstance(objective, dict):
-        return dict(objective)
-    if isinstance(objective, list | tuple):
-        return [objective_spec(part) for part in objective]
-    name, direction = getattr(objective, "name", None), getattr(objective, "direction", None)
-    if isinstance(name, str) and direction in ("min", "max"):
-        return {"name": name, "direction": direction}
-    raise TypeError(
-        "objective must be a metric name, a keras_tuner.Objective, a list of them or None, "
-        f"found {objective!r}"
-    )
-
-
-@dataclass(frozen=True)
-class Objective:
-    """The study's objective as the server resolved it: one or more (name, direction)."""
-
-    parts: tuple[tuple[str, str], ...]
-
-    @classmethod
-    def from_wire(cls, wire: dict[str, Any] | list[dict[str, Any]]) -> Objective:
-        parts = wire if isinstance(wire, list) else [wire]
-        return cls(tuple((part["name"], part["direction"]) for part in parts))
-
-    @property
-    def name(self) -> str:
-        return self.parts[0][0] if len(self.parts) == 1 else "multi_objective"
-
-    @property
-    def direction(self) -> str:
-        return self.parts[0][1] if len(self.parts) == 1 else "min"
-
-    @property
-    def names(self) -> list[str]:
-        return [name for name, _ in self.parts]
-
-    def value(self, metrics: dict[str, float]) -> float | None:
-        """The objective's value in these metrics (a list: Σmin − Σmax); None if missing."""
-        if len(self.parts) == 1 and self.name in metrics:
-            return float(metrics[self.name])
-        if any(name not in metrics for name in self.names):
-            return None
-        return sum(
-            float(metrics[name]) * (1 if direction == "min" else -1)
-            for name, direction in self.parts
-        )
-
-    def better(self, a: float, b: float) -> bool:
-        return a > b if self.direction == "max" else a < b
-
-    def __str__(self) -> str:
-        if len(self.parts) == 1:
-            return f'Objective(name="{self.name}", direction="{self.direction}")'
-        inner = ", ".join(f'Objective(name="{n}", direction="{d}")' for n, d in self.parts)
-        return f'MultiObjective(name="multi_objective", direction="min"): [{inner}]'
-
-
-@dataclass
-class Execution:
-    """What one `fit` of a trial produced, in Keras Tuner's terms: its per-epoch metrics
-    (a History's, empty when `fit` returned a number or a dict) and its best epoch's."""
-
-    epochs: list[dict[str, float]]
-    best: dict[str, float]
-    first_epoch: int = 0  # the epoch index of epochs[0]
-
-
-def read_fit_result(result: Any, objective: Objective, initial_epoch: int) -> list[Execution]:
-    """Keras Tuner's rules for what `HyperModel.fit` returns: a `History` (its best epoch by
-    the objective), a number (the objective), a dict of metrics, or a list of these (one per
-    execution). ValueError/TypeError says what is wrong."""
-    if isinstance(result, list):
-        return [e for part in result for e in read_fit_result(part, objective, initial_epoch)]
-    if result is None:
-        raise TypeError(
-            "the return value of HyperModel.fit() is None. Did you forget to return the "
-            "metrics (a History, a number or a dict)?"
-        )
-    if isinstance(result, int | float | np.floating | np.integer) and not isinstance(result, bool):
-        return [Execution([], {objective.name: float(result)})]
-    if isinstance(result, dict):
-        return [Execution([], finite_metrics(result))]
-    history = getattr(result, "history", None)
-    if isinstance(history, dict):
-        length = max((len(v) for v in history.values()), default=0)
-        epochs = [
-            finite_metrics({k: v[i] for k, v in history.items() if i < len(v)})
-            for i in range(length)
-        ]
-        best: dict[str, float] = epochs[-1] if epochs else {}
-        best_value = None
-        for metrics in epochs:
-            value = objective.value(metrics)
-            if value is not None and (best_value is None or objective.better(value, best_value)):
-                best, best_value = metrics, value
-        return [Execution(epochs, best, initial_epoch)]
-    raise TypeError(
-        "HyperModel.fit() must return a History, a number, a dict of metrics or a list of "
-        f"these; it returned {type(result).__name__}"
-    )
-
-
-def average(dicts: Sequence[dict[str, float]]) -> dict[str, float]:
-    """Keras Tuner's `average_metrics_dicts`: each metric's mean over the dicts that have it."""
-    names = {name for d in dicts for name in d}
-    return {name: float(np.mean([d[name] for d in dicts if name in d])) for name in sorted(names)}
-
-
-# -- checkpoints -------------------------------------------------------------------------------
-def save_checkpoint(
-    model: keras.Model, path: Path, *, best_weights: list[np.ndarray] | None = None
-) -> None:
-    """Weights and optimizer state of the last epoch (to resume from), the best epoch's
-    weights when they differ (for `get_best_models`), and the model's build config (to build
-    a model that has no `Input` before loading); written atomically."""
-    arrays = {f"w{i}": np.asarray(w) for i, w in enumerate(model.get_weights())}
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is not None and optimizer.built:
-        for i, variable in enumerate(optimizer.variables):
-            arrays[f"o{i}"] = keras.ops.convert_to_numpy(variable)
-    for i, w in enumerate(best_weights or ()):
-        arrays[f"b{i}"] = np.asarray(w)
-    build_config = model.get_build_config() if model.built else None
-    arrays["build_config"] = np.array(json.dumps(build_config))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    with open(partial, "wb") as f:
-        np.savez(f, **arrays)  # type: ignore[arg-type]
-    os.replace(partial, path)
-
-
-def _arrays(data: Any, prefix: str) -> list[np.ndarray]:
-    count = sum(k.startswith(prefix) and k[1:].isdigit() for k in data.files)
-    return [data[f"{prefix}{i}"] for i in range(count)]
-
-
-def load_checkpoint(model: keras.Model, path: Path, *, best: bool = False) -> None:
-    """Load a checkpoint into `model`: the last epoch's weights and optimizer state (to
-    resume training), or with `best` the best epoch's weights (to evaluate)."""
-    with np.load(path) as data:
-        weights, state = _arrays(data, "w"), _arrays(data, "o")
-        best_weights = _arrays(data, "b")
-        build_config = json.loads(str(data["build_config"])) if "build_config" in data else None
-    if not model.built and build_config:
-        model.build_from_config(build_config)
-    if best:
-        model.set_weights(best_weights or weights)
-        return
-    model.set_weights(weights)
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is not None and state:
-        if not optimizer.built:
-            optimizer.build(model.trainable_variables)
-        for variable, value in zip(optimizer.variables, state, strict=True):
-            variable.assign(value)
-
-
-# -- callbacks ---------------------------------------------------------------------------------
-class ReportEpochs(keras.callbacks.Callback):
-    """Queues each epoch's metrics for the server; stops training if the lease was lost."""
-
-    def __init__(self, session: TrialSession):
-        super().__init__()
-        self.session = session
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        metrics = finite_metrics(logs)
-        if metrics:
-            self.session.report(epoch, metrics)
-        if self.session.lost.is_set():
-            self.model.stop_training = True
-
-
-class KeepBestEpoch(keras.callbacks.Callback):
-    """Keeps the weights of the best epoch by the objective (Keras Tuner's `SaveBestEpoch`,
-    in memory; shared by a trial's executions). Without the objective in an epoch's logs,
-    every epoch counts as the best so far, as in Keras Tuner. The weights are copied only
-    when training goes on past the best epoch."""
-
-    def __init__(self, objective: Objective):
-        super().__init__()
-        self.objective = objective
-        self.best_value: float | None = None
-        self.copy: list[np.ndarray] | None = None
-        self.best_is_current = False  # the model's weights now are the best epoch's
-        self.more_executions = False  # set while another execution will train a new model
-
-    def _keep(self) -> None:
-        self.copy = [np.array(w, copy=True) for w in self.model.get_weights()]
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        value = self.objective.value(finite_metrics(logs))
-        best = self.best_value
-        if value is None or best is None or self.objective.better(value, best):
-            self.best_value = value if value is not None else best
-            self.best_is_current = True
-
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.best_is_current:  # this epoch changes the best weights: keep them
-            self._keep()
-            self.best_is_current = False
-
-    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        if self.best_is_current and self.more_executions:  # the next one trains a new model
-            self._keep()
-            self.best_is_current = False
-
-    def best_weights(self) -> list[np.ndarray] | None:
-        """The best epoch's weights when they are not the model's current ones."""
-        return None if self.best_is_current else self.copy
-
-
-def copy_callbacks(callbacks: Sequence[Any], *, trial_id: str, execution: int) -> list[Any]:
-    """Keras Tuner's per-trial callbacks: deep copies (a callback keeps state across epochs),
-    each TensorBoard writing under `<its log_dir>/<trial id>/execution<n>`."""
-    try:
-        copies = copy.deepcopy(list(callbacks))
-    except Exception as exc:
-        raise ValueError(
-            "all callbacks given to search() must be deep-copyable (each trial gets its own "
-            f"copies, as in Keras Tuner); copy.deepcopy failed: {exc}"
-        ) from exc
-    for callback in copies:
-        if isinstance(callback, keras.callbacks.TensorBoard):
-            callback.log_dir = os.path.join(
-                str(callback.log_dir), trial_id, f"execution{execution}"
-            )
-    return copies
-
-
-# -- the tuner ---------------------------------------------------------------------------------
 @dataclass
 class TrialTiming:
     trial_id: str
@@ -515,7 +209,7 @@ class Tuner:
 
     def _save(self, model: keras.Model, trial: Trial, best: KeepBestEpoch) -> None:
         path = self.checkpoint_path(trial.id)
-        save_checkpoint(model, path, best_weights=best.best_weights())
+        checkpoint.save(model, path, best_weights=best.best_weights())
         if self.checkpoint_dir is not None:
             return
         try:
@@ -533,7 +227,7 @@ class Tuner:
         if self.checkpoint_dir is None:
             self.study().download(trial_id, path)
         try:
-            load_checkpoint(model, path, best=best)
+            checkpoint.load(model, path, best=best)
         finally:
             if self.checkpoint_dir is None:
                 path.unlink(missing_ok=True)
