@@ -258,7 +258,11 @@ class Trial(_Out):
     lost_leases: int = 0
     created_at: datetime
     finished_at: datetime | None = None
-    history: list[EpochMetrics] | None = None
+    history: list[EpochMetrics] | None = Field(
+        None,
+        description="per-epoch metrics: present when trials are read (one, a page, the best); "
+        "null in the answers of ask, report, heartbeat and tell",
+    )
 
 
 class TrialCounts(_Out):
