@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 
+from .errors import RungError
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rung", description="Rung: Hyperband as a service.")
@@ -19,7 +21,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except RungError as exc:  # the server's refusal, or no server: one line, not a traceback
+        print(f"rung {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
