@@ -14,6 +14,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
+CLIENT_COMMANDS = {"worker", "studies", "show", "trials", "export"}
 
 
 def run(*command: object, cwd: Path | None = None) -> str:
@@ -63,23 +64,23 @@ def owners(bin_dir: Path) -> dict[str, list[str]]:
 def test_client_then_server_then_either_uninstalled(tmp_path, checkout):
     bin_dir = venv(tmp_path / "venv")
     run(bin_dir / "pip", "install", "-q", "./client", cwd=checkout)
-    assert commands(bin_dir) == {"worker"}
+    assert commands(bin_dir) == CLIENT_COMMANDS
     run(bin_dir / "pip", "install", "-q", ".", cwd=checkout)
-    assert commands(bin_dir) == {"worker", "serve", "db", "demo"}
+    assert commands(bin_dir) == CLIENT_COMMANDS | {"serve", "db", "demo"}
     assert owners(bin_dir) == {"rung": ["rung"], "rung-service": ["service"]}
     assert "usage: rung serve" in run(bin_dir / "rung", "serve", "--help")
 
     run(bin_dir / "pip", "uninstall", "-y", "-q", "rung-service")
-    assert commands(bin_dir) == {"worker"}  # the client's files are untouched
+    assert commands(bin_dir) == CLIENT_COMMANDS  # the client's files are untouched
     assert "usage: rung worker" in run(bin_dir / "rung", "worker", "--help")
 
 
 def test_server_first_in_one_command_then_the_client_reinstalled(tmp_path, checkout):
     bin_dir = venv(tmp_path / "venv")
     run(bin_dir / "pip", "install", "-q", ".", "./client", cwd=checkout)
-    assert commands(bin_dir) == {"worker", "serve", "db", "demo"}
+    assert commands(bin_dir) == CLIENT_COMMANDS | {"serve", "db", "demo"}
     run(
         bin_dir / "pip", "install", "-q", "--force-reinstall", "--no-deps", "./client", cwd=checkout
     )
-    assert commands(bin_dir) == {"worker", "serve", "db", "demo"}
+    assert commands(bin_dir) == CLIENT_COMMANDS | {"serve", "db", "demo"}
     run(bin_dir / "python", "-c", "import service.app, rung.schemas", cwd=tmp_path)
