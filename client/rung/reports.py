@@ -10,12 +10,14 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from .client import Client, RetryPolicy
 from .errors import NotFoundError
-from .schemas import Study, Trial
+from .schemas import Page, Study, Trial
+
+T = TypeVar("T")
 
 STATUSES = ("pending", "running", "completed", "failed")
 # The columns of an export before the hyperparameters (`hp.<name>`) and final metrics
@@ -202,9 +204,16 @@ def find(client: Client, key: str) -> Study:
 
 
 def all_trials(client: Client, study_id: str, status: str | None) -> Iterator[Trial]:
+    return _every_page(
+        lambda cursor: client.trials(study_id, status=status, limit=1000, cursor=cursor)
+    )
+
+
+def _every_page(fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
+    """The items of every page `fetch(cursor)` answers, from the first (cursor None) on."""
     cursor = None
     while True:
-        page = client.trials(study_id, status=status, limit=1000, cursor=cursor)
+        page = fetch(cursor)
         yield from page.items
         if not (cursor := page.next_cursor):
             return
@@ -229,12 +238,7 @@ def _client(args: argparse.Namespace) -> Client:
 
 
 def _all_studies(client: Client) -> Iterator[Study]:
-    cursor = None
-    while True:
-        page = client.list_studies(limit=1000, cursor=cursor)
-        yield from page.items
-        if not (cursor := page.next_cursor):
-            return
+    return _every_page(lambda cursor: client.list_studies(limit=1000, cursor=cursor))
 
 
 def _names(mappings: Iterator[dict[str, Any]]) -> list[str]:
