@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from service.api import checkpoints, errors, health, studies, trials
+from service.api import checkpoints, errors, health, pages, studies, trials
 from service.api.auth import parse_tokens
 from service.api.hosts import AllowedHosts, allowed_hosts
 from service.api.limits import BodySizeLimit
@@ -65,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Keras Tuner's Hyperband as a service: ask for a trial, tell its result.",
         lifespan=lifespan,
         redirect_slashes=False,  # a redirect would name the caller's Host back to it
+        docs_url=None,  # served by api.pages from installed files, not from a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.tokens = tokens
@@ -75,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(studies.router)
     app.include_router(checkpoints.router)
     app.include_router(health.router)
+    pages.install(app)
     app.add_middleware(RequestTimer, metrics=app.state.metrics)
     # checkpoint uploads have their own, larger limit (RUNG_MAX_CHECKPOINT_BYTES)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, exempt=("/checkpoint",))

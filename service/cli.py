@@ -148,7 +148,7 @@ def demo(args: argparse.Namespace) -> int:
                 except httpx.TransportError:
                     time.sleep(0.2)
             study = f"digits-demo-{time.strftime('%Y%m%d-%H%M%S')}"
-            print(f"[demo] {args.workers} workers tune study {study!r}")
+            print(f"[demo] {args.workers} workers tune study {study!r}; watch it at {url}/ui")
             workers = [
                 subprocess.Popen(
                     [

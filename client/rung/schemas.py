@@ -278,6 +278,37 @@ class Progress(_Out):
     best_trial: Trial | None
 
 
+class StudySummary(_Out):
+    """A study at a glance, from SQL aggregates (the studies page, `rung studies`)."""
+
+    trials: TrialCounts
+    brackets_open: int
+    brackets_closed: int
+    best_score: float | None = Field(description="the best completed trial's score")
+    best_trial_id: str | None
+    last_activity_at: datetime | None = Field(
+        description="when a trial of the study was last handed out, started or finished"
+    )
+
+
+class BestPoint(_Out):
+    trial_id: str
+    finished_at: datetime
+    epochs_trained: int = Field(
+        description="epochs trained by the study's completed trials when this one finished"
+    )
+    score: float
+
+
+class BestSoFar(_Out):
+    """The study's best score as it improved: one point per completed trial that beat every
+    trial completed before it, in the order they finished."""
+
+    points: list[BestPoint]
+    epochs_trained: int = Field(description="epochs trained by all completed trials")
+    last_finished_at: datetime | None
+
+
 StudyStatus = Literal["running", "done", "failed", "stopped"]
 
 
@@ -296,6 +327,9 @@ class Study(_Out):
     )
     seed: int
     progress: Progress | None = Field(None, description="present on GET of one study")
+    summary: StudySummary | None = Field(
+        None, description="present on GET of one study, and in lists with `summary=true`"
+    )
 
 
 # -- ask / report / heartbeat / tell ---------------------------------------------------------

@@ -1,4 +1,5 @@
-"""API tokens. With `RUNG_TOKENS` set, every call but /healthz (and the API docs) needs
+"""API tokens. With `RUNG_TOKENS` set, every call but /healthz (and the pages' files: the
+API docs and the dashboard, which hold no data) needs
 `Authorization: Bearer <token>`: 401 without a known token, 403 for a token whose role lacks
 the right. Roles: `admin` (everything), `worker` (read, ask/report/heartbeat/tell), `reader`
 (read). Tokens are compared in constant time and never logged."""

@@ -11,7 +11,7 @@ from service.usecases import studies
 from service.usecases.context import Context
 
 from .auth import ADMIN, READ, allowed
-from .deps import context, cursor_key, errors, study_key
+from .deps import context, cursor_key, errors, reply, study_key
 
 router = APIRouter(prefix="/v1/studies", tags=["studies"])
 Ctx = Annotated[Context, Depends(context)]
@@ -55,14 +55,14 @@ def list_studies(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
     name: Annotated[str | None, Query(max_length=w.MAX_NAME, description="exact name")] = None,
-) -> w.Page[w.Study]:
+    summary: Annotated[bool, Query(description="add each study's `summary`")] = False,
+) -> Response:
     """Studies in the order they were created, a page at a time: pass `next_cursor` back as
     `cursor` for the next page. `name` finds one study by its exact name."""
-    items, last = studies.list_studies(ctx, after=cursor_key(cursor), limit=limit, name=name)
-    return w.Page[w.Study](
-        items=items,
-        next_cursor=None if last is None else str(last),
+    items, last = studies.list_studies(
+        ctx, after=cursor_key(cursor), limit=limit, name=name, summary=summary
     )
+    return reply(w.Page[w.Study](items=items, next_cursor=None if last is None else str(last)))
 
 
 @router.get(
@@ -72,10 +72,24 @@ def list_studies(
     dependencies=allowed(READ),
     responses=errors(404),
 )
-def get_study(study_id: str, ctx: Ctx) -> w.Study:
-    """The study with its `progress`: trials by status, each bracket's rounds (planned,
-    created, completed, epochs) and the best trial so far."""
-    return studies.get_study(ctx, study_key(study_id))
+def get_study(study_id: str, ctx: Ctx) -> Response:
+    """The study with its `progress` (trials by status, each bracket's rounds: planned,
+    created, completed, epochs; the best trial so far) and its `summary`."""
+    return reply(studies.get_study(ctx, study_key(study_id)))
+
+
+@router.get(
+    "/{study_id}/best-so-far",
+    summary="The best score as it improved",
+    response_model=w.BestSoFar,
+    dependencies=allowed(READ),
+    responses=errors(404),
+)
+def best_so_far(study_id: str, ctx: Ctx) -> Response:
+    """Each completed trial that beat all those completed before it, in the order they
+    finished, with the epochs the study had trained by then (computed in SQL: the answer
+    grows with the improvements, not with the trials)."""
+    return reply(studies.best_so_far(ctx, study_key(study_id)))
 
 
 @router.post(

@@ -140,16 +140,25 @@ def list_trials(
     status: w.TrialStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
-) -> w.Page[w.Trial]:
+    iteration: Annotated[int | None, Query(ge=0, le=10**9)] = None,
+    bracket: Annotated[int | None, Query(ge=0, le=10**9)] = None,
+    round: Annotated[int | None, Query(ge=0, le=10**9)] = None,
+    history: Annotated[bool, Query(description="false: leave out each `history`")] = True,
+) -> Response:
     """Trials in the order they were handed out, with their per-epoch `history`, a page at
-    a time (at most `limit` trials and 16 MiB; `next_cursor` gives the rest)."""
+    a time (at most `limit` trials and 16 MiB; `next_cursor` gives the rest). `status`,
+    `iteration`, `bracket` and `round` narrow the list."""
+    place = {"iteration": iteration, "bracket": bracket, "round": round}
     items, last = trials.list_trials(
-        ctx, study_key(study_id), status=status, after=cursor_key(cursor, digits=9), limit=limit
+        ctx,
+        study_key(study_id),
+        status=status,
+        after=cursor_key(cursor, digits=9),
+        limit=limit,
+        place={key: value for key, value in place.items() if value is not None},
+        history=history,
     )
-    return w.Page[w.Trial](
-        items=items,
-        next_cursor=None if last is None else str(last),
-    )
+    return reply(w.Page[w.Trial](items=items, next_cursor=None if last is None else str(last)))
 
 
 @router.get(
@@ -159,9 +168,9 @@ def list_trials(
     dependencies=allowed(READ),
     responses=errors(404),
 )
-def get_trial(study_id: str, trial_id: str, ctx: Ctx) -> w.Trial:
+def get_trial(study_id: str, trial_id: str, ctx: Ctx) -> Response:
     """The trial with its per-epoch `history`."""
-    return trials.get_trial(ctx, study_key(study_id), trial_key(study_id, trial_id))
+    return reply(trials.get_trial(ctx, study_key(study_id), trial_key(study_id, trial_id)))
 
 
 @router.get(
@@ -173,6 +182,6 @@ def get_trial(study_id: str, trial_id: str, ctx: Ctx) -> w.Trial:
         404, 413, 422, _413="the k best trials with their histories are over the 16 MiB page"
     ),
 )
-def best(study_id: str, ctx: Ctx, k: Annotated[int, Query(ge=1, le=1000)] = 1) -> w.Page[w.Trial]:
+def best(study_id: str, ctx: Ctx, k: Annotated[int, Query(ge=1, le=1000)] = 1) -> Response:
     """The `k` best completed trials, best first (ties to the earliest), with histories."""
-    return w.Page[w.Trial](items=trials.best_trials(ctx, study_key(study_id), k))
+    return reply(w.Page[w.Trial](items=trials.best_trials(ctx, study_key(study_id), k)))

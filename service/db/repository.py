@@ -354,11 +354,20 @@ _TRIAL_FOR_UPDATE = _TRIAL.with_for_update()
 
 
 def list_trials(
-    session: Session, study_id: int, *, status: str | None, after: int | None, limit: int
+    session: Session,
+    study_id: int,
+    *,
+    status: str | None,
+    after: int | None,
+    limit: int,
+    place: dict[str, int] | None = None,
 ) -> Sequence[TrialRow]:
+    """A page of trials by number; `place` narrows it by iteration, bracket and round."""
     stmt = select(TrialRow).where(TrialRow.study_id == study_id)
     if status is not None:
         stmt = stmt.where(TrialRow.status == status)
+    for column, value in (place or {}).items():
+        stmt = stmt.where(getattr(TrialRow, column) == value)
     if after is not None:
         stmt = stmt.where(TrialRow.number > after)
     return session.scalars(stmt.order_by(TrialRow.number).limit(limit)).all()
@@ -380,6 +389,77 @@ def trial_counts(session: Session, study_id: int | None) -> dict[str, int]:
     if study_id is not None:
         stmt = stmt.where(TrialRow.study_id == study_id)
     return {status: count for status, count in session.execute(stmt).all()}
+
+
+def trial_activity(session: Session, study_ids: Sequence[int]) -> Sequence[Any]:
+    """Per study and status: the count of trials and when one was last created, started
+    or finished (one pass over the studies' trials)."""
+    stmt = (
+        select(
+            TrialRow.study_id,
+            TrialRow.status,
+            func.count(),
+            func.max(TrialRow.created_at),
+            func.max(TrialRow.started_at),
+            func.max(TrialRow.finished_at),
+        )
+        .where(TrialRow.study_id.in_(study_ids))
+        .group_by(TrialRow.study_id, TrialRow.status)
+    )
+    return session.execute(stmt).all()
+
+
+def bracket_counts(session: Session, study_ids: Sequence[int]) -> Sequence[Any]:
+    """Per study: (study_id, is_open, count of brackets)."""
+    stmt = (
+        select(BracketRow.study_id, BracketRow.is_open, func.count())
+        .where(BracketRow.study_id.in_(study_ids))
+        .group_by(BracketRow.study_id, BracketRow.is_open)
+    )
+    return session.execute(stmt).all()
+
+
+def best_so_far(session: Session, study_id: int) -> Sequence[Any]:
+    """The completed trials whose score_key equals the best of those completed up to them,
+    in the order they finished, each with (number, finished_at, score, score_key, epochs
+    trained by the completed trials up to it). One window over the study's completed trials
+    carries both aggregates; a trial that only ties the best is among them (the caller
+    keeps the strict improvements)."""
+    order = (TrialRow.finished_at, TrialRow.number)  # unique: the frame ends at the row
+    done = (
+        select(
+            TrialRow.number,
+            TrialRow.finished_at,
+            TrialRow.score,
+            TrialRow.score_key,
+            func.sum(TrialRow.epochs - TrialRow.initial_epoch)
+            .over(order_by=order)
+            .label("trained"),
+            func.min(TrialRow.score_key).over(order_by=order).label("best"),
+        )
+        .where(
+            TrialRow.study_id == study_id,
+            TrialRow.status == "completed",
+            TrialRow.score_key.is_not(None),
+        )
+        .subquery()
+    )
+    stmt = (
+        select(done.c.number, done.c.finished_at, done.c.score, done.c.score_key, done.c.trained)
+        .where(done.c.score_key == done.c.best)
+        .order_by(done.c.finished_at, done.c.number)
+    )
+    return session.execute(stmt).all()
+
+
+def epochs_trained(session: Session, study_id: int) -> tuple[int, datetime | None]:
+    """Epochs trained by the study's completed trials, and when the last one finished."""
+    stmt = select(
+        func.coalesce(func.sum(TrialRow.epochs - TrialRow.initial_epoch), 0),
+        func.max(TrialRow.finished_at),
+    ).where(TrialRow.study_id == study_id, TrialRow.status == "completed")
+    trained, last = session.execute(stmt).one()
+    return int(trained), last
 
 
 def renew_lease(

@@ -62,19 +62,25 @@ def _bracket(schedule: Schedule, row: BracketRow) -> w.BracketProgress:
 def progress(
     ctx: Context,
     row: StudyRow,
-    counts: dict[str, int],
+    counts: w.TrialCounts,
     brackets: Sequence[BracketRow],
     best: w.Trial | None,
 ) -> w.Progress:
     schedule = ctx.config(row).schedule
     return w.Progress(
-        trials=w.TrialCounts(**counts),
+        trials=counts,
         brackets=[_bracket(schedule, b) for b in brackets],
         best_trial=best,
     )
 
 
-def study(ctx: Context, row: StudyRow, progress: w.Progress | None = None) -> w.Study:
+def study(
+    ctx: Context,
+    row: StudyRow,
+    progress: w.Progress | None = None,
+    *,
+    summary: w.StudySummary | None = None,
+) -> w.Study:
     config = ctx.config(row)
     return w.Study(
         id=str(row.id),
@@ -87,4 +93,5 @@ def study(ctx: Context, row: StudyRow, progress: w.Progress | None = None) -> w.
         objective=config.objective.to_wire(),
         seed=row.seed,
         progress=progress,
+        summary=summary,
     )

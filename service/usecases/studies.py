@@ -4,11 +4,21 @@ stop, resume, delete."""
 from __future__ import annotations
 
 import random
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from rung.schemas import Study, StudyCreate, current_settings, differing_settings
+from rung.schemas import (
+    BestPoint,
+    BestSoFar,
+    Study,
+    StudyCreate,
+    StudySummary,
+    TrialCounts,
+    current_settings,
+    differing_settings,
+)
 from service.core.objective import ObjectiveError, parse_objective
 from service.db import repository as repo
 from service.db.changes import change
@@ -17,6 +27,7 @@ from service.errors import Conflict, Invalid, NotFound
 
 from . import shown
 from .context import Context
+from .lookups import find_study
 
 
 def create_study(ctx: Context, body: StudyCreate) -> tuple[Study, bool]:
@@ -66,17 +77,21 @@ def create_study(ctx: Context, body: StudyCreate) -> tuple[Study, bool]:
 
 
 def list_studies(
-    ctx: Context, *, after: int | None, limit: int, name: str | None = None
+    ctx: Context, *, after: int | None, limit: int, name: str | None = None, summary: bool = False
 ) -> tuple[list[Study], int | None]:
+    """A page of studies (with their summaries when `summary`) and the next page's cursor."""
     with ctx.db.read() as session:
         rows = list(repo.list_studies(session, after=after, limit=limit + 1, name=name))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return [shown.study(ctx, row) for row in rows], (rows[-1].id if more else None)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        summaries = _summaries(session, [row.id for row in rows]) if summary else {}
+    studies = [shown.study(ctx, row, summary=summaries.get(row.id)) for row in rows]
+    return studies, (rows[-1].id if more else None)
 
 
 def get_study(ctx: Context, study_id: int) -> Study:
-    """The study with its progress: trials by status, each bracket's rounds, the best trial."""
+    """The study with its progress (trials by status, each bracket's rounds, the best
+    trial) and its summary."""
     with ctx.db.read() as session:
         study = repo.get_study(session, study_id, with_config=True)
         if study is None:
@@ -85,9 +100,53 @@ def get_study(ctx: Context, study_id: int) -> Study:
         best = None
         if found:
             best = shown.trial(found[0], repo.metrics_of(session, [found[0].id])[found[0].id])
-        counts = repo.trial_counts(session, study_id)
-        progress = shown.progress(ctx, study, counts, repo.brackets_of(session, study_id), best)
-        return shown.study(ctx, study, progress)
+        summary = _summaries(session, [study_id])[study_id]
+        brackets = repo.brackets_of(session, study_id)
+        progress = shown.progress(ctx, study, summary.trials, brackets, best)
+        return shown.study(ctx, study, progress, summary=summary)
+
+
+def _summaries(session: Session, study_ids: list[int]) -> dict[int, StudySummary]:
+    """Each study's summary from three aggregate statements and one indexed look-up each
+    for the best trial."""
+    counts: dict[int, dict[str, int]] = {sid: {} for sid in study_ids}
+    activity: dict[int, datetime | None] = dict.fromkeys(study_ids)
+    for sid, status, count, *times in repo.trial_activity(session, study_ids):
+        counts[sid][status] = count
+        activity[sid] = max((t for t in (activity[sid], *times) if t is not None), default=None)
+    brackets: dict[int, dict[bool, int]] = {sid: {} for sid in study_ids}
+    for sid, is_open, count in repo.bracket_counts(session, study_ids):
+        brackets[sid][bool(is_open)] = count
+    summaries = {}
+    for sid in study_ids:
+        best = repo.best_trials(session, sid, 1)
+        summaries[sid] = StudySummary(
+            trials=TrialCounts(**counts[sid]),
+            brackets_open=brackets[sid].get(True, 0),
+            brackets_closed=brackets[sid].get(False, 0),
+            best_score=best[0].score if best else None,
+            best_trial_id=str(best[0].number) if best else None,
+            last_activity_at=activity[sid],
+        )
+    return summaries
+
+
+def best_so_far(ctx: Context, study_id: int) -> BestSoFar:
+    """The best score each time it improved, with wall time and epochs trained."""
+    points: list[BestPoint] = []
+    best = None
+    with ctx.db.read() as session:
+        find_study(session, study_id)
+        for number, at, score, key, trained in repo.best_so_far(session, study_id):
+            if best is None or key < best:  # not a tie with the best before it
+                best = key
+                points.append(
+                    BestPoint(
+                        trial_id=str(number), finished_at=at, score=score, epochs_trained=trained
+                    )
+                )
+        trained, last = repo.epochs_trained(session, study_id)
+    return BestSoFar(points=points, epochs_trained=trained, last_finished_at=last)
 
 
 def trials_by_status(ctx: Context) -> dict[str, int]:

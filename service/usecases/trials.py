@@ -222,16 +222,30 @@ def get_trial(ctx: Context, study_id: int, number: int) -> Trial:
 
 
 def list_trials(
-    ctx: Context, study_id: int, *, status: str | None, after: int | None, limit: int
+    ctx: Context,
+    study_id: int,
+    *,
+    status: str | None,
+    after: int | None,
+    limit: int,
+    place: dict[str, int] | None = None,
+    history: bool = True,
 ) -> tuple[list[Trial], int | None]:
-    """A page of at most `limit` trials and PAGE_BYTES, and the cursor of the next one."""
+    """A page of at most `limit` trials and PAGE_BYTES, and the cursor of the next one;
+    `place` narrows it by iteration, bracket and round; without `history`, no histories."""
     with ctx.db.read() as session:
         find_study(session, study_id)
         rows = list(
-            repo.list_trials(session, study_id, status=status, after=after, limit=limit + 1)
+            repo.list_trials(
+                session, study_id, status=status, after=after, limit=limit + 1, place=place
+            )
         )
-        history = repo.metrics_of(session, [t.id for t in rows[:limit]])
-        page = _fitting([TrialDetails(t, history[t.id]) for t in rows[:limit]])
+        shown_rows = rows[:limit]
+        if history:
+            found = repo.metrics_of(session, [t.id for t in shown_rows])
+            page = _fitting([TrialDetails(t, found[t.id]) for t in shown_rows])
+        else:
+            page = _fitting([TrialDetails(t, None) for t in shown_rows])
         more = len(page) < len(rows)
         return _shown(page), (page[-1].trial.number if more else None)
 

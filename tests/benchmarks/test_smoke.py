@@ -25,6 +25,7 @@ DATABASES = "sqlite,postgresql" if POSTGRES_URL else "sqlite"
         ("checkpoints", "peak checkpoints kept"),
         ("instructions", "instructions/request"),
         ("keras_overhead", "outside fit ms/trial"),
+        ("dashboard", "the study page, all requests"),
     ],
 )
 def test_benchmark_runs_in_smoke_mode(benchmark, header):

@@ -162,6 +162,9 @@ def test_the_server_image_entry_command_runs(backend, tmp_path, request):
             headers = {"Authorization": f"Bearer {TOKENS['RUNG_ADMIN_TOKEN']}"}
         studies = httpx.get(f"http://127.0.0.1:{port}/v1/studies", headers=headers)
         assert studies.status_code == 200
+        for page, asset in (("/ui", "/ui/assets/app.js"), ("/docs", "/docs/assets/swagger-ui.css")):
+            assert httpx.get(f"http://127.0.0.1:{port}{page}").status_code == 200
+            assert httpx.get(f"http://127.0.0.1:{port}{asset}").status_code == 200
     finally:
         server.send_signal(signal.SIGTERM)
         code = server.wait(timeout=30)

@@ -29,7 +29,14 @@ def run(*command: object, cwd: Path | None = None) -> str:
 def checkout(tmp_path: Path) -> Path:
     """A copy of the checkout's files: building a wheel writes into the source tree."""
     ignore = shutil.ignore_patterns(
-        ".git", ".venv", "build", "*.egg-info", "__pycache__", "rung-data", ".*_cache"
+        ".git",
+        ".venv",
+        "build",
+        "*.egg-info",
+        "__pycache__",
+        "rung-data",
+        ".*_cache",
+        "test-artifacts",
     )
     return Path(shutil.copytree(ROOT, tmp_path / "checkout", ignore=ignore))
 
@@ -69,6 +76,10 @@ def test_client_then_server_then_either_uninstalled(tmp_path, checkout):
     assert commands(bin_dir) == CLIENT_COMMANDS | {"serve", "db", "demo"}
     assert owners(bin_dir) == {"rung": ["rung"], "rung-service": ["service"]}
     assert "usage: rung serve" in run(bin_dir / "rung", "serve", "--help")
+    pages = "from service.api.pages import DASHBOARD as D, SWAGGER_UI as S; print(sorted("
+    pages += "p.name for p in D.iterdir()), (S / 'swagger-ui-bundle.js').is_file())"
+    shipped = run(bin_dir / "python", "-c", pages, cwd=tmp_path)  # the page files installed
+    assert shipped.strip() == "['app.js', 'charts.js', 'index.html', 'style.css'] True"
 
     run(bin_dir / "pip", "uninstall", "-y", "-q", "rung-service")
     assert commands(bin_dir) == CLIENT_COMMANDS  # the client's files are untouched
