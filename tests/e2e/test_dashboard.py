@@ -11,6 +11,8 @@ import io
 import math
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -290,8 +292,26 @@ def check_table(page, http, sid):
 
     with page.expect_download() as download:
         page.click("#export-csv")
-    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    exported = Path(download.value.path()).read_text()
+    rows = list(csv.DictReader(io.StringIO(exported)))
     assert [r["id"] for r in rows] == [t["id"] for t in api]
+    # `rung export` on the same server writes the same columns and the same rows (numbers
+    # compared as numbers: the page writes 3.0 as JavaScript does, "3").
+    server_url = page.url.split("/ui")[0]
+    command = ["export", "dashboard", "--format", "csv", "--server", server_url]
+    cli = subprocess.run(
+        [sys.executable, "-m", "rung.cli", *command, "--token", READER],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert cli.returncode == 0, cli.stderr
+    cli_rows = list(csv.DictReader(io.StringIO(cli.stdout)))
+    assert list(cli_rows[0]) == list(rows[0])
+    for ours, theirs in zip(rows, cli_rows, strict=True):
+        assert ours.keys() == theirs.keys()
+        for key, value in ours.items():
+            assert value == theirs[key] or float(value) == float(theirs[key]), key
     for row, trial in zip(rows, api, strict=True):
         assert row["status"] == trial["status"]
         assert float(row["score"]) == trial["score"]
