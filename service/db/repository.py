@@ -383,11 +383,9 @@ def best_trials(session: Session, study_id: int, k: int) -> Sequence[TrialRow]:
     return session.scalars(stmt).all()
 
 
-def trial_counts(session: Session, study_id: int | None) -> dict[str, int]:
-    """Trials by status: the study's, or all studies' (None)."""
+def trial_counts(session: Session) -> dict[str, int]:
+    """All studies' trials by status (one study's: `trial_activity`)."""
     stmt = select(TrialRow.status, func.count()).group_by(TrialRow.status)
-    if study_id is not None:
-        stmt = stmt.where(TrialRow.study_id == study_id)
     return {status: count for status, count in session.execute(stmt).all()}
 
 

@@ -22,7 +22,7 @@ from rung.schemas import (
 from service.core.objective import ObjectiveError, parse_objective
 from service.db import repository as repo
 from service.db.changes import change
-from service.db.models import StudyRow
+from service.db.models import StudyRow, TrialRow
 from service.errors import Conflict, Invalid, NotFound
 
 from . import shown
@@ -84,7 +84,8 @@ def list_studies(
         rows = list(repo.list_studies(session, after=after, limit=limit + 1, name=name))
         more = len(rows) > limit
         rows = rows[:limit]
-        summaries = _summaries(session, [row.id for row in rows]) if summary else {}
+        ids = [row.id for row in rows]
+        summaries = _summaries(session, ids, _best_rows(session, ids)) if summary else {}
     studies = [shown.study(ctx, row, summary=summaries.get(row.id)) for row in rows]
     return studies, (rows[-1].id if more else None)
 
@@ -96,19 +97,26 @@ def get_study(ctx: Context, study_id: int) -> Study:
         study = repo.get_study(session, study_id, with_config=True)
         if study is None:
             raise NotFound(f"study {study_id} not found")
-        found = repo.best_trials(session, study_id, 1)
+        best_rows = _best_rows(session, [study_id])
+        found = best_rows[study_id]
         best = None
-        if found:
-            best = shown.trial(found[0], repo.metrics_of(session, [found[0].id])[found[0].id])
-        summary = _summaries(session, [study_id])[study_id]
+        if found is not None:
+            best = shown.trial(found, repo.metrics_of(session, [found.id])[found.id])
+        summary = _summaries(session, [study_id], best_rows)[study_id]
         brackets = repo.brackets_of(session, study_id)
         progress = shown.progress(ctx, study, summary.trials, brackets, best)
         return shown.study(ctx, study, progress, summary=summary)
 
 
-def _summaries(session: Session, study_ids: list[int]) -> dict[int, StudySummary]:
-    """Each study's summary from three aggregate statements and one indexed look-up each
-    for the best trial."""
+def _best_rows(session: Session, study_ids: list[int]) -> dict[int, TrialRow | None]:
+    """Each study's best completed trial (an indexed look-up each), or None."""
+    return {sid: next(iter(repo.best_trials(session, sid, 1)), None) for sid in study_ids}
+
+
+def _summaries(
+    session: Session, study_ids: list[int], best_rows: dict[int, TrialRow | None]
+) -> dict[int, StudySummary]:
+    """Each study's summary: two aggregate statements, and the best trials as found."""
     counts: dict[int, dict[str, int]] = {sid: {} for sid in study_ids}
     activity: dict[int, datetime | None] = dict.fromkeys(study_ids)
     for sid, status, count, *times in repo.trial_activity(session, study_ids):
@@ -119,13 +127,13 @@ def _summaries(session: Session, study_ids: list[int]) -> dict[int, StudySummary
         brackets[sid][bool(is_open)] = count
     summaries = {}
     for sid in study_ids:
-        best = repo.best_trials(session, sid, 1)
+        best = best_rows[sid]
         summaries[sid] = StudySummary(
             trials=TrialCounts(**counts[sid]),
             brackets_open=brackets[sid].get(True, 0),
             brackets_closed=brackets[sid].get(False, 0),
-            best_score=best[0].score if best else None,
-            best_trial_id=str(best[0].number) if best else None,
+            best_score=None if best is None else best.score,
+            best_trial_id=None if best is None else str(best.number),
             last_activity_at=activity[sid],
         )
     return summaries
@@ -152,7 +160,7 @@ def best_so_far(ctx: Context, study_id: int) -> BestSoFar:
 def trials_by_status(ctx: Context) -> dict[str, int]:
     """All studies' trials, counted by status."""
     with ctx.db.read() as session:
-        return repo.trial_counts(session, None)
+        return repo.trial_counts(session)
 
 
 def _with_config(session: Session, study: StudyRow) -> StudyRow:

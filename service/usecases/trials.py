@@ -240,12 +240,8 @@ def list_trials(
                 session, study_id, status=status, after=after, limit=limit + 1, place=place
             )
         )
-        shown_rows = rows[:limit]
-        if history:
-            found = repo.metrics_of(session, [t.id for t in shown_rows])
-            page = _fitting([TrialDetails(t, found[t.id]) for t in shown_rows])
-        else:
-            page = _fitting([TrialDetails(t, None) for t in shown_rows])
+        found = repo.metrics_of(session, [t.id for t in rows[:limit]]) if history else {}
+        page = _fitting([TrialDetails(t, found.get(t.id)) for t in rows[:limit]])
         more = len(page) < len(rows)
         return _shown(page), (page[-1].trial.number if more else None)
 
