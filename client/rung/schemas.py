@@ -144,6 +144,17 @@ class StudyOptions(_Model):
     )
     tune_new_entries: bool = True
     allow_new_entries: bool = True
+    scheduler: Literal["hyperband", "async"] = Field(
+        "hyperband",
+        description='"hyperband": Keras Tuner\'s (promote once it is safe); "async": '
+        "asynchronous successive halving (promote a trial as soon as it is in the top "
+        "1/factor of its round)",
+    )
+    sampler: Literal["random", "bohb"] = Field(
+        "random",
+        description='"random": Keras Tuner\'s sampling; "bohb": BOHB\'s model-based '
+        "sampling (kernel densities of good and bad results)",
+    )
     keep_best_checkpoints: Annotated[int, Field(ge=0, le=1000)] = Field(
         1, description="checkpoints of the best trials kept after they can no longer be promoted"
     )

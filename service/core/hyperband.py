@@ -9,16 +9,22 @@ trials are still running; "done" when nothing is running either.
 
 Where Rung differs on purpose: when the search space runs out of new configurations, the
 bracket keeps successive halving on the configurations it has (Keras Tuner #676).
+
+Two study settings change it, each off by default: `"scheduler": "async"` promotes first,
+by ASHA's rule (`asha.py`); `"sampler": "bohb"` draws new configurations from BOHB's model
+(`bohb.py`) instead of at random.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+from . import bohb
+from .asha import async_promotion
 from .decisions import Decision, Done, NewBracket, Promote, Retry, StartTrial, Wait
 from .sampler import Exhausted, sample_new
 from .schedule import shrink_sizes
-from .state import BracketState, StudyConfig, StudyView
+from .state import BracketState, StudyConfig, StudyView, TrialRef
 
 REASON_COMPLETED = "completed: every bracket of every Hyperband iteration has finished"
 REASON_EXHAUSTED = "completed: the search space has no new configuration left to try"
@@ -37,6 +43,7 @@ def decide(config: StudyConfig, view: StudyView) -> Decision:
     seed_state, exhausted = state.seed_state, state.exhausted
     resized: list[tuple[int, tuple[int, ...]]] = []
     closed: list[int] = []
+    draw = bohb.Generator(config.space, view.history).draw if config.sampler == "bohb" else None
 
     def sample() -> tuple[dict, str] | None:
         nonlocal seed_state, exhausted
@@ -47,6 +54,7 @@ def decide(config: StudyConfig, view: StudyView) -> Decision:
             seed_state,
             is_tried=view.is_tried,
             max_collisions=config.max_collisions,
+            draw=draw,
         )
         seed_state = result.seed_state
         if isinstance(result, Exhausted):
@@ -61,6 +69,21 @@ def decide(config: StudyConfig, view: StudyView) -> Decision:
             "resized": tuple(resized),
             "closed": tuple(closed),
         }
+
+    def promote(bracket: BracketState, round: int, parent: TrialRef) -> Promote:
+        return Promote(
+            bracket=bracket.key,
+            parent=parent.key,
+            round=round,
+            epochs=schedule.epochs(bracket.bracket, round),
+            initial_epoch=schedule.initial_epoch(bracket.bracket, round),
+            **book(),
+        )
+
+    if config.scheduler == "async":
+        found = async_promotion(config, state, view)
+        if found is not None:
+            return promote(*found)
 
     for bracket in state.open_brackets:
         if bracket.created[0] < bracket.sizes[0]:
@@ -79,14 +102,7 @@ def decide(config: StudyConfig, view: StudyView) -> Decision:
         if round is not None:
             parent = view.best_promotable(bracket.key, round - 1)
             assert parent is not None, f"bracket {bracket.key}'s counters promise a trial"
-            return Promote(
-                bracket=bracket.key,
-                parent=parent.key,
-                round=round,
-                epochs=schedule.epochs(bracket.bracket, round),
-                initial_epoch=schedule.initial_epoch(bracket.bracket, round),
-                **book(),
-            )
+            return promote(bracket, round, parent)
         if bracket.is_complete() or bracket.active == 0:
             closed.append(bracket.key)
 

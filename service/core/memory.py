@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from . import bohb
 from . import transitions as t
+from .bohb import read_results
 from .decisions import Done, NewBracket, Promote, Retry, StartTrial, Wait
 from .hyperband import decide
 from .state import BracketState, StudyConfig, StudyState, TrialRef
@@ -51,6 +53,7 @@ class MemoryTrial:
     finished_at: datetime | None = None
     best_value: float | None = None
     best_epoch: int | None = None
+    result_seq: int | None = None
 
 
 @dataclass
@@ -92,12 +95,15 @@ class MemoryStudy:
     pending_count: int = 0
     queue_counter: int = 0
     consecutive_failures: int = 0
+    result_count: int = 0
     # Indexes, so that one decision costs the same however long the history is.
     _tried: set[str] = field(default_factory=set)
     _running: set[int] = field(default_factory=set)
     _pending: dict[int, int] = field(default_factory=dict)  # trial id -> queue_seq
     _rounds: dict[tuple[int, int], list[MemoryTrial]] = field(default_factory=dict)
     _open: list[int] = field(default_factory=list)  # ids of the open brackets, oldest first
+    _results: list[MemoryTrial] = field(default_factory=list)  # by result_seq
+    _history: bohb.History = field(default_factory=bohb.History)
 
     def __post_init__(self) -> None:
         self.seed_state = self.seed
@@ -138,6 +144,23 @@ class MemoryStudy:
         if not candidates:
             return None
         return TrialRef(min(candidates, key=lambda t: (t.score_key, t.number)).id)
+
+    def promotable_in_top(self, bracket: int, round: int, top: int) -> TrialRef | None:
+        best = self.best_promotable(bracket, round)
+        if best is None:
+            return None
+        ahead = sorted(
+            (t.score_key, t.number)  # type: ignore[misc]
+            for t in self._rounds.get((bracket, round), ())
+            if t.status == COMPLETED and t.promoted
+        )
+        candidate = self.trials[best.key]
+        rank = sum(1 for key in ahead if key < (candidate.score_key, candidate.number))
+        return best if rank < top else None
+
+    def history(self) -> bohb.History:
+        read_results(self._history, self.config.space, self._results[self._history.seen :])
+        return self._history
 
     # -- the use cases -------------------------------------------------------------------
     def ask(self, worker: str) -> MemoryTrial | Wait | Done:
@@ -229,6 +252,8 @@ class MemoryStudy:
         _assign(trial, changes.trial)
         _assign(bracket, changes.bracket)
         _assign(parent, changes.parent)
+        if "result_seq" in changes.trial:
+            self._results.append(trial)
         self._running.discard(trial.id)
         self._pending.pop(trial.id, None)
         if trial.status == RUNNING:

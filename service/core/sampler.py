@@ -59,11 +59,16 @@ def sample_new(
     *,
     is_tried: Callable[[str], bool],
     max_collisions: int,
+    draw: Callable[[int], tuple[dict[str, Any], int]] | None = None,
 ) -> Sampled | Exhausted:
-    """Draw until a configuration not tried before in the study comes up."""
+    """Draw until a configuration not tried before in the study comes up. `draw` (seed
+    state -> values, seed state after) is Keras Tuner's random draw unless given."""
     collisions = drawn = 0
     while True:
-        values, seed_state = sample_values(space, seed_state)
+        if draw is None:
+            values, seed_state = sample_values(space, seed_state)
+        else:
+            values, seed_state = draw(seed_state)
         digest = values_hash(values)
         if not is_tried(digest):
             return Sampled(values, digest, seed_state)

@@ -1,7 +1,8 @@
 """What the scheduler reads: a study's settings and a compact, read-only view of its state.
 
-The view holds only what one decision needs: the open brackets' counters and four
-indexed look-ups. Its size does not grow with the study's history.
+The view holds only what one decision needs: the open brackets' counters and indexed
+look-ups. Its size does not grow with the study's history (BOHB's results, which do, are
+kept by the store between asks and read incrementally).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Protocol
 
 from rung.space import SearchSpace
 
+from .bohb import History
 from .objective import Objective
 from .schedule import Schedule
 
@@ -28,6 +30,8 @@ class StudyConfig:
     max_collisions: int = 20
     tune_new_entries: bool = True
     allow_new_entries: bool = True
+    scheduler: str = "hyperband"  # "hyperband" (Keras Tuner's) | "async" (asha.py)
+    sampler: str = "random"  # "random" (Keras Tuner's) | "bohb" (bohb.py)
 
 
 @dataclass(frozen=True)
@@ -48,8 +52,10 @@ class BracketState:
         return self.completed[round - 1] - self.created[round]
 
     def is_complete(self) -> bool:
-        """Keras Tuner's rule: the last round has all its trials created."""
-        return self.created[-1] >= self.sizes[-1]
+        """Every round has all its trials created. Keras Tuner's rule is "the last round
+        has": the same under its promotions, which fill a round only once the one before
+        is complete; the async scheduler can fill the last round first."""
+        return all(c >= s for c, s in zip(self.created, self.sizes, strict=True))
 
 
 @dataclass(frozen=True)
@@ -84,3 +90,10 @@ class StudyView(Protocol):
     def best_promotable(self, bracket: int, round: int) -> TrialRef | None:
         """The best completed trial of `round` in `bracket` not yet promoted (best score
         first, ties to the earliest created)."""
+
+    def promotable_in_top(self, bracket: int, round: int, top: int) -> TrialRef | None:
+        """`best_promotable(bracket, round)` if it is among the `top` best completed trials
+        of the round (promoted ones included), else None (the async scheduler's rule)."""
+
+    def history(self) -> History:
+        """The study's results for BOHB's model (only read when the sampler is "bohb")."""

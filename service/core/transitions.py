@@ -37,6 +37,8 @@ class StudyFields(Protocol):
     def queue_counter(self) -> int: ...
     @property
     def consecutive_failures(self) -> int: ...
+    @property
+    def result_count(self) -> int: ...
 
 
 class BracketFields(Protocol):
@@ -305,12 +307,20 @@ def _finish(
         config, consecutive_failures=study.consecutive_failures, failure=failure
     )
     study_changes: dict[str, Any] = {}
+    trial_changes: dict[str, Any] = {
+        "finished_at": now,
+        "lease_expires_at": None,
+        "queue_seq": None,
+    }
+    if config.sampler == "bohb":  # BOHB's model reads the results in the order told
+        study_changes["result_count"] = study.result_count + 1
+        trial_changes["result_seq"] = study.result_count + 1
     if failures != study.consecutive_failures:
         study_changes["consecutive_failures"] = failures
     if reason is not None and study.status == "running":
         study_changes.update(status="failed", reason=reason)
     return Changes(
-        trial={"finished_at": now, "lease_expires_at": None, "queue_seq": None},
+        trial=trial_changes,
         bracket={"active": bracket.active - 1},
         study=study_changes,
     )

@@ -198,12 +198,13 @@ function studyView(id) {
       `${state.objective.label} (${state.objective.direction})`],
     ["max_epochs", s.settings.max_epochs], ["factor", s.settings.factor],
     ["hyperband_iterations", s.settings.hyperband_iterations ?? "unbounded"],
+    ["scheduler", s.settings.scheduler ?? "hyperband"], ["sampler", s.settings.sampler ?? "random"],
     ["trials", `${t.completed} completed, ${t.running} running, ${t.pending} pending, ` +
       `${t.failed} failed`],
     ["brackets", `${s.summary.brackets_open} open, ${s.summary.brackets_closed} closed`],
     ["best score", fmt(s.summary.best_score)], ["last activity", ago(s.summary.last_activity_at)]];
     el.head.replaceChildren(h("h2", { id: "study-name" }, s.name),
-      s.reason ? h("p", { className: "muted" }, s.reason) : null,
+      ...(s.reason ? [h("p", { className: "muted" }, s.reason)] : []),
       h("div", { className: "facts" }, ...facts.map(([k, v]) => h("div", {}, h("span", {}, k), v))));
   }
 

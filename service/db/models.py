@@ -101,6 +101,9 @@ class StudyRow(Base):
     trial_count: Mapped[int] = mapped_column(Integer, default=0)
     queue_counter: Mapped[int] = mapped_column(BigInteger, default=0)
     pending_count: Mapped[int] = mapped_column(Integer, default=0)  # trials to offer again
+    result_count: Mapped[int] = mapped_column(  # results numbered for BOHB (result_seq)
+        Integer, default=0, server_default="0"
+    )
     leases_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -171,6 +174,25 @@ class TrialRow(Base):
             postgresql_where=text("status = 'completed' AND NOT promoted"),
             sqlite_where=text("status = 'completed' AND promoted = 0"),  # as SQLAlchemy writes it
         ),
+        # The async scheduler's rank of a round's best unpromoted trial.
+        Index(
+            "ix_trials_promoted",
+            "bracket_id",
+            "round",
+            "score_key",
+            "number",
+            postgresql_where=text("status = 'completed' AND promoted"),
+            sqlite_where=text("status = 'completed' AND promoted = 1"),
+        ),
+        # BOHB's results told since its last read.
+        Index(
+            "ix_trials_results",
+            "study_id",
+            "result_seq",
+            unique=True,
+            postgresql_where=text("result_seq IS NOT NULL"),
+            sqlite_where=text("result_seq IS NOT NULL"),
+        ),
         Index(
             "ix_trials_best",
             "study_id",
@@ -202,6 +224,7 @@ class TrialRow(Base):
     worker_id: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     queue_seq: Mapped[int | None] = mapped_column(BigInteger)  # order put back (pending)
+    result_seq: Mapped[int | None] = mapped_column(BigInteger)  # order of results (bohb)
     runs: Mapped[int] = mapped_column(Integer, default=0)
     failed_runs: Mapped[int] = mapped_column(Integer, default=0)
     lost_leases: Mapped[int] = mapped_column(Integer, default=0)

@@ -299,7 +299,7 @@ def best_promotable(session: Session, bracket_id: int, round: int) -> TrialRow |
     return None if row is None else adopt(session, TrialRow, _PROMOTED_KEYS, row)
 
 
-_PROMOTED_KEYS, _PROMOTED_COLUMNS = columns(TrialRow, ("id", "number", "values"))
+_PROMOTED_KEYS, _PROMOTED_COLUMNS = columns(TrialRow, ("id", "number", "values", "score_key"))
 _BEST_PROMOTABLE = (
     select(*_PROMOTED_COLUMNS)
     .where(
@@ -310,6 +310,57 @@ _BEST_PROMOTABLE = (
     )
     .order_by(TrialRow.score_key, TrialRow.number)
     .limit(1)
+)
+
+
+def promoted_ahead(
+    session: Session, bracket_id: int, round: int, trial: TrialRow, *, limit: int
+) -> int:
+    """How many promoted completed trials of the round rank before `trial` (better score,
+    ties to the earlier), counted up to `limit` (ix_trials_promoted, read `limit` deep)."""
+    params = {
+        "bracket_id": bracket_id,
+        "round": round,
+        "score_key": trial.score_key,
+        "number": trial.number,
+        "limit": limit,
+    }
+    return int(_execute(session, _PROMOTED_AHEAD, params).scalar_one())
+
+
+_AHEAD = (
+    select(TrialRow.id)
+    .where(
+        TrialRow.bracket_id == bindparam("bracket_id"),
+        TrialRow.round == bindparam("round"),
+        TrialRow.status == "completed",
+        TrialRow.promoted,  # the words of ix_trials_promoted's predicate (SQLite needs them)
+        (TrialRow.score_key < bindparam("score_key"))
+        | (
+            (TrialRow.score_key == bindparam("score_key")) & (TrialRow.number < bindparam("number"))
+        ),
+    )
+    .order_by(TrialRow.score_key, TrialRow.number)
+    .limit(bindparam("limit"))
+    .subquery()
+)
+_PROMOTED_AHEAD = select(func.count()).select_from(_AHEAD)
+
+
+def results_since(session: Session, study_id: int, seen: int) -> Sequence[Any]:
+    """The final results told after the first `seen` (`result_seq` order): epochs, values,
+    score_key (ix_trials_results)."""
+    return session.execute(_RESULTS_SINCE, {"study_id": study_id, "seen": seen}).all()
+
+
+_RESULTS_SINCE = (
+    select(TrialRow.epochs, TrialRow.values, TrialRow.score_key)
+    .where(
+        TrialRow.study_id == bindparam("study_id"),
+        TrialRow.result_seq.is_not(None),
+        TrialRow.result_seq > bindparam("seen"),
+    )
+    .order_by(TrialRow.result_seq)
 )
 
 

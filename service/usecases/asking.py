@@ -3,6 +3,7 @@ asks the scheduling core for a decision and stores it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from rung.schemas import Trial
 from service.core import decisions as d
 from service.core import transitions as t
+from service.core.bohb import History
 from service.core.hyperband import decide
 from service.core.state import BracketState, StudyConfig, StudyState, TrialRef
 from service.db import repository as repo
@@ -45,10 +47,18 @@ class SqlStudyView:
     then on the view looks each new draw up, so that the decision made again finds every
     further collision itself: an ask takes two decisions at most, not one per collision."""
 
-    def __init__(self, session: Session, study: StudyRow, brackets: list[BracketRow]):
+    def __init__(
+        self,
+        session: Session,
+        study: StudyRow,
+        brackets: list[BracketRow],
+        *,
+        history: Callable[[], History],
+    ):
         self.session, self.study = session, study
         self.brackets: dict[int, BracketRow] = {b.id: b for b in brackets}
         self.collided: set[str] = set()
+        self.history = history
 
     @property
     def state(self) -> StudyState:
@@ -96,6 +106,13 @@ class SqlStudyView:
         trial = repo.best_promotable(self.session, bracket, round)  # held by the session
         return None if trial is None else TrialRef(trial.id)
 
+    def promotable_in_top(self, bracket: int, round: int, top: int) -> TrialRef | None:
+        trial = repo.best_promotable(self.session, bracket, round)
+        if trial is None:
+            return None
+        ahead = repo.promoted_ahead(self.session, bracket, round, trial, limit=top)
+        return TrialRef(trial.id) if ahead < top else None
+
 
 def ask(ctx: Context, study_id: int, worker_id: str) -> AskResult[Trial]:
     def work(session: Session) -> AskResult[TrialRow]:
@@ -110,7 +127,9 @@ def ask(ctx: Context, study_id: int, worker_id: str) -> AskResult[Trial]:
             return AskResult("run", held)
         if study.status != "running":
             return AskResult("done", reason=study.reason)
-        view = SqlStudyView(session, study, brackets)
+        view = SqlStudyView(
+            session, study, brackets, history=lambda: ctx.histories.read(study, config)
+        )
         expired = reclaim_expired_leases(session, config, view, now, lease)
         while True:  # again only when a sampled configuration turned out to be tried before
             decision = decide(config, view)

@@ -15,6 +15,8 @@ from service.core.state import StudyConfig
 from service.db.models import StudyRow
 from service.db.transactions import Database
 
+from .histories import Histories
+
 MAX_CACHED_CONFIGS = 10_000
 
 
@@ -33,6 +35,8 @@ def build_config(settings: dict[str, Any], space: list[dict[str, Any]]) -> Study
         max_collisions=settings["max_collisions"],
         tune_new_entries=settings["tune_new_entries"],
         allow_new_entries=settings["allow_new_entries"],
+        scheduler=settings["scheduler"],
+        sampler=settings["sampler"],
     )
 
 
@@ -42,6 +46,10 @@ class Context:
     store: CheckpointStore | None = None
     wait_seconds: float = 1.0
     _parsed: dict[tuple[int, int], tuple[StudyConfig, timedelta]] = field(default_factory=dict)
+    histories: Histories = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.histories = Histories(self.db)
 
     def config(self, study: StudyRow) -> StudyConfig:
         """The scheduler's config of the study."""

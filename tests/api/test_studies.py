@@ -144,6 +144,20 @@ def test_defaults_and_a_random_seed(client):
     assert settings["max_consecutive_failed_trials"] == 3
     assert settings["max_collisions"] == 20
     assert settings["tune_new_entries"] and settings["allow_new_entries"]
+    assert (settings["scheduler"], settings["sampler"]) == ("hyperband", "random")
+
+
+def test_the_search_options_are_settings_the_study_shows(client):
+    study = create(client, scheduler="async", sampler="bohb")
+    assert (study["settings"]["scheduler"], study["settings"]["sampler"]) == ("async", "bohb")
+    shown = client.get(f"/v1/studies/{study['id']}").json()["settings"]
+    assert (shown["scheduler"], shown["sampler"]) == ("async", "bohb")
+    error = assert_error(
+        client.post("/v1/studies", json=study_body(scheduler="async")), 409, "conflict", "other"
+    )
+    assert set(error["details"]["differences"]) == {"sampler"}
+    trial = ask(client, study["id"], "w1")["trial"]  # an async, bohb study hands out work
+    assert trial["round"] == 0 and trial["epochs"] >= 1
 
 
 def test_invalid_settings_are_422_naming_the_field(client):
@@ -175,6 +189,8 @@ def test_invalid_settings_are_422_naming_the_field(client):
         ({"objective": "val_loss"}, "name: Field required"),
         (study_body(max_epochs="ten"), "max_epochs"),
         (study_body(colour="red"), "colour"),
+        (study_body(scheduler="asha"), "scheduler: Input should be 'hyperband' or 'async'"),
+        (study_body(sampler="tpe"), "sampler: Input should be 'random' or 'bohb'"),
     ]
     for body, fragment in cases:
         assert_error(client.post("/v1/studies", json=body), 422, "invalid", fragment)

@@ -26,6 +26,7 @@ DATABASES = "sqlite,postgresql" if POSTGRES_URL else "sqlite"
         ("instructions", "instructions/request"),
         ("keras_overhead", "outside fit ms/trial"),
         ("dashboard", "the study page, all requests"),
+        ("search_efficiency", "time to target"),
     ],
 )
 def test_benchmark_runs_in_smoke_mode(benchmark, header):

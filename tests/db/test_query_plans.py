@@ -28,6 +28,16 @@ HOT = {
         {"bracket_id": 1000, "round": 0},
         [{"ix_trials_promotable", "ix_trials_bracket_id"}],
     ),
+    "promoted_ahead (async)": (  # a round's promoted trials, read `limit` deep at most
+        repo._PROMOTED_AHEAD,
+        {"bracket_id": 1000, "round": 0, "score_key": 0.5, "number": 3, "limit": 30},
+        [{"ix_trials_promoted"}],
+    ),
+    "results_since (bohb)": (
+        repo._RESULTS_SINCE,
+        {"study_id": 1, "seen": 2990},
+        [{"ix_trials_results"}],
+    ),
     "expired_leases": (repo._EXPIRED_LEASES, {"study_id": 1, "now": datetime.now(UTC)}, [RUNNING]),
     "trial_with_bracket (tell)": (
         repo._TRIAL_WITH_BRACKET,
@@ -110,6 +120,7 @@ def row(study: int, number: int, now: datetime) -> dict:
         "score": 1.0 / (number + 1),
         "score_key": 1.0 / (number + 1),
         "promoted": number % 2 == 0,
+        "result_seq": number + 1 if status == "completed" else None,
     }
 
 

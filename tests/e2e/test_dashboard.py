@@ -44,6 +44,8 @@ STUDY = {
     "factor": 3,
     "hyperband_iterations": 2,
     "seed": 7,
+    "scheduler": "async",  # both search options, shown on the study page
+    "sampler": "bohb",
     "hyperparameters": [
         {"type": "float", "name": "lr", "min_value": 1e-4, "max_value": 1e-1, "sampling": "log"},
         {"type": "int", "name": "units", "min_value": 8, "max_value": 64, "step": 8},
@@ -165,6 +167,9 @@ def test_the_dashboard_follows_a_running_study_and_matches_the_api(served, brows
         # The study page follows the run without a reload.
         page.click(f"#studies a[href='#/studies/{sid}']")
         page.wait_for_selector("#ladder-table td.round")
+        head = page.inner_text("#study-head")
+        assert "schedulerasync" in head and "samplerbohb" in head, head
+        assert "null" not in head  # (a study without a reason once showed "null")
         shown = completed_shown(page)
         release.set()
         page.wait_for_function(

@@ -1,0 +1,378 @@
+"""Search efficiency: how soon each search option reaches a target quality with W workers.
+
+Simulated workers train simulated models: a trial's loss after `t` epochs comes from a
+multi-fidelity benchmark, and its training takes `(epochs - initial_epoch) × cost(config)`
+time units (one unit: one epoch of the fastest configuration; the slowest train several
+times slower). Workers ask, "train" and tell, exactly as `rung worker` does, warm-starting
+promotions from their parent's epochs. Methods, all with max_epochs=81, factor=3 and
+`hyperband_iterations=null` (the study runs until the target is reached or the cap):
+
+- random: random search at the full budget (a single bracket of 81-epoch trials);
+- hyperband: Keras Tuner's Hyperband (Rung's default);
+- bohb: `"sampler": "bohb"`;  async: `"scheduler": "async"`;  bohb+async: both.
+
+Benchmarks (the target of each fixed in advance: the loss that 0.1 % of random configurations
+reach at the full budget, from 20,000 draws with seed 0):
+
+- curves: a parametric learning-curve family of Rung's own, loss(x, t) = f(x) + c(x)·t^-a(x):
+  a high learning rate converges fast and ends worse, so ranks change between budgets;
+- hartmann6: MF-Hartmann 6-D (Kandasamy et al. 2017, as in mfhpo-benchmark-api): the
+  coefficients α shifted by bias·(1 - t/R), bias 0.1.
+
+Two clocks, the same loop:
+- `--clock real`: a real `rung serve` (SQLite), workers' training as real sleeps of
+  `--scale` seconds per unit (requests from one dispatcher; the measured time is the wall
+  time, so the server's latency counts);
+- `--clock sim` (default): the same decisions from the in-memory store (the same core the
+  server runs), in virtual time — for many seeds and 64 workers on a small machine.
+
+    python -m benchmarks.search_efficiency --seeds 10 --workers 16,64
+    python -m benchmarks.search_efficiency --clock real --seeds 2 --workers 16
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.common import database, parser, rung_server, table
+
+R, FACTOR = 81, 3
+METHODS = {
+    "random": {"factor": R + 1},  # one bracket: every trial trains max_epochs
+    "hyperband": {},
+    "bohb": {"sampler": "bohb"},
+    "async": {"scheduler": "async"},
+    "bohb+async": {"sampler": "bohb", "scheduler": "async"},
+}
+FIXED_TIMES = (500, 1000, 2000)  # units: the best loss reached by then
+
+
+def noise(values: dict[str, Any], epochs: int, scale: float) -> float:
+    """Deterministic noise per (configuration, epochs): a repeated evaluation agrees."""
+    text = json.dumps([sorted(values.items()), epochs]).encode()
+    u = int.from_bytes(hashlib.sha256(text).digest()[:8], "big") / 2**64
+    return scale * math.sqrt(-2 * math.log(max(u, 1e-300))) * math.cos(2 * math.pi * u * 7919)
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    space: list[dict[str, Any]]
+    loss: Callable[[dict[str, Any], int], float]
+    cost: Callable[[dict[str, Any]], float]
+    target: float = math.nan
+
+
+def _curves_loss(v: dict[str, Any], t: int) -> float:
+    lr = math.log10(v["learning_rate"])
+    best_lr = -2.5 if v["optimizer"] == "adam" else -1.5
+    final = 0.05 + 0.06 * (lr - best_lr) ** 2 + 0.4 * (v["dropout"] - 0.25) ** 2
+    final += 0.08 * (1 - min(1.0, math.log2(v["units"] / 16) / 5)) + 0.03 * (not v["batch_norm"])
+    speed = 0.25 + 0.9 / (1 + math.exp(-2.5 * (lr + 2.2)))  # a high rate converges fast
+    return final + 0.6 * t ** (-speed) + noise(v, t, 0.004)
+
+
+CURVES = Benchmark(
+    "curves",
+    [
+        {
+            "type": "float",
+            "name": "learning_rate",
+            "min_value": 1e-4,
+            "max_value": 1.0,
+            "sampling": "log",
+        },
+        {"type": "int", "name": "units", "min_value": 16, "max_value": 1024, "sampling": "log"},
+        {"type": "float", "name": "dropout", "min_value": 0.0, "max_value": 0.8},
+        {"type": "choice", "name": "optimizer", "values": ["adam", "sgd"]},
+        {"type": "boolean", "name": "batch_norm"},
+    ],
+    _curves_loss,
+    lambda v: 0.5 + v["units"] / 256,  # 0.56 … 4.5: up to 8× slower
+)
+
+_ALPHA = (1.0, 1.2, 3.0, 3.2)
+_A = ((10, 3, 17, 3.5, 1.7, 8), (0.05, 10, 17, 0.1, 8, 14), (3, 3.5, 1.7, 10, 17, 8),
+      (17, 8, 0.05, 10, 0.1, 14))  # fmt: skip
+_P = ((0.1312, 0.1696, 0.5569, 0.0124, 0.8283, 0.5886), (0.2329, 0.4135, 0.8307, 0.3736, 0.1004,
+      0.9991), (0.2348, 0.1451, 0.3522, 0.2883, 0.3047, 0.6650), (0.4047, 0.8828, 0.8732, 0.5743,
+      0.1091, 0.0381))  # fmt: skip
+
+
+def _hartmann_loss(v: dict[str, Any], t: int) -> float:
+    x = [v[f"x{j}"] for j in range(6)]
+    z = t / R
+    total = 0.0
+    for i in range(4):
+        alpha = _ALPHA[i] - 0.1 * (1 - z)
+        total -= alpha * math.exp(-sum(_A[i][j] * (x[j] - _P[i][j]) ** 2 for j in range(6)))
+    return total + noise(v, t, 0.02)
+
+
+HARTMANN = Benchmark(
+    "hartmann6",
+    [{"type": "float", "name": f"x{j}", "min_value": 0.0, "max_value": 1.0} for j in range(6)],
+    _hartmann_loss,
+    lambda v: 0.5 + 3 * v["x5"],  # 0.5 … 3.5: up to 7× slower
+)
+
+
+def with_target(bench: Benchmark) -> Benchmark:
+    """The loss that 0.1 % of random configurations reach at the full budget."""
+    from rung.space import SearchSpace
+    from service.core.sampler import sample_values
+
+    space, state, losses = SearchSpace.from_dicts(bench.space), 0, []
+    for _ in range(20_000):
+        values, state = sample_values(space, state)
+        losses.append(bench.loss(values, R))
+    losses.sort()
+    return Benchmark(bench.name, bench.space, bench.loss, bench.cost, losses[len(losses) // 1000])
+
+
+# -- the tuner, behind two clocks -----------------------------------------------------------
+
+
+class MemoryTuner:
+    """The in-memory store: the server's decisions without the server."""
+
+    def __init__(self, settings: dict[str, Any], seed: int):
+        from service.core.memory import MemoryStudy
+        from service.usecases.context import build_config
+
+        self.study = MemoryStudy(build_config(settings, settings["hyperparameters"]), seed=seed)
+
+    def ask(self, worker: str) -> dict[str, Any] | None:
+        from service.core.memory import MemoryTrial
+
+        trial = self.study.ask(worker)
+        if not isinstance(trial, MemoryTrial):
+            return None
+        return {"id": trial.number, "values": trial.values, "epochs": trial.epochs,
+                "initial_epoch": trial.initial_epoch}  # fmt: skip
+
+    def tell(self, trial: dict[str, Any], worker: str, loss: float) -> None:
+        self.study.tell(trial["id"], score=loss)
+
+
+class HttpTuner:
+    """A study on a real `rung serve`, over HTTP."""
+
+    def __init__(self, client: httpx.Client, settings: dict[str, Any], seed: int, name: str):
+        self.client = client
+        body = {**settings, "name": name, "seed": seed}
+        response = client.post("/v1/studies", json=body)
+        response.raise_for_status()
+        self.study_id = response.json()["id"]
+
+    def ask(self, worker: str) -> dict[str, Any] | None:
+        answer = self.client.post(f"/v1/studies/{self.study_id}/ask", json={"worker_id": worker})
+        answer.raise_for_status()
+        data = answer.json()
+        if data["status"] != "run":
+            return None
+        t = data["trial"]
+        return {"id": t["id"], "values": t["hyperparameters"], "epochs": t["epochs"],
+                "initial_epoch": t["initial_epoch"]}  # fmt: skip
+
+    def tell(self, trial: dict[str, Any], worker: str, loss: float) -> None:
+        url = f"/v1/studies/{self.study_id}/trials/{trial['id']}/tell"
+        self.client.post(
+            url, json={"metrics": {"loss": loss}, "worker_id": worker}
+        ).raise_for_status()
+
+
+class SimClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+    def wait_until(self, t: float) -> None:
+        self.t = max(self.t, t)
+
+
+class RealClock:
+    def __init__(self, scale: float) -> None:
+        self.scale, self.start = scale, time.monotonic()
+
+    def now(self) -> float:
+        return (time.monotonic() - self.start) / self.scale
+
+    def wait_until(self, t: float) -> None:
+        time.sleep(max(0.0, t - self.now()) * self.scale)
+
+
+@dataclass
+class Run:
+    hit: float | None  # time units to reach the target; None: not within the cap
+    best_at: dict[int, float] = field(default_factory=dict)
+    utilisation: float = 0.0
+    trials: int = 0
+
+
+def run(tuner: Any, bench: Benchmark, workers: int, clock: Any, cap: float) -> Run:
+    """Workers ask, train and tell until the target is reached or the time cap."""
+    idle = [f"w{i}" for i in range(workers)]
+    running: list[tuple[float, int, str, dict[str, Any], float]] = []
+    best, hit, busy, seq, trials = math.inf, None, 0.0, 0, 0
+    best_at: dict[int, float] = {}
+    while True:
+        now = clock.now()
+        waiting = []
+        for worker in idle:
+            trial = tuner.ask(worker)
+            if trial is None:
+                waiting.append(worker)
+                continue
+            duration = (trial["epochs"] - trial["initial_epoch"]) * bench.cost(trial["values"])
+            heapq.heappush(running, (now + duration, seq, worker, trial, duration))
+            seq, trials = seq + 1, trials + 1
+        idle = waiting
+        if not running:
+            break
+        end, _, worker, trial, duration = heapq.heappop(running)
+        if end > cap:
+            break
+        clock.wait_until(end)
+        for t in FIXED_TIMES:
+            if t < end and t not in best_at:
+                best_at[t] = best
+        loss = bench.loss(trial["values"], trial["epochs"])
+        tuner.tell(trial, worker, loss)
+        busy += duration
+        idle.append(worker)
+        best = min(best, loss)
+        if best <= bench.target:
+            hit = clock.now()
+            break
+    stop = clock.now() if hit is not None else cap
+    busy += sum(min(d, stop - (e - d)) for e, _, _, _, d in running if e - d < stop)
+    for t in FIXED_TIMES:
+        best_at.setdefault(t, best)  # stopped earlier at the target: at least this good
+    return Run(hit, best_at, busy / (workers * stop), trials)
+
+
+def settings_of(bench: Benchmark, method: str) -> dict[str, Any]:
+    return {
+        "hyperparameters": bench.space,
+        "objective": {"name": "loss", "direction": "min"},
+        "max_epochs": R,
+        "factor": FACTOR,
+        "hyperband_iterations": None,
+        **METHODS[method],
+    }
+
+
+def full_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    from rung.schemas import StudySettings
+
+    return StudySettings.model_validate(settings).model_dump(mode="json")
+
+
+def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--clock", choices=("sim", "real"), default="sim")
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--workers", default="16,64")
+    p.add_argument("--benchmarks", default="curves,hartmann6")
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--cap", type=float, default=20000.0, help="time units per run at most")
+    p.add_argument("--scale", type=float, default=0.05, help="real seconds per time unit")
+    p.add_argument("--json", type=Path, help="write every run's result here")
+    args = p.parse_args()
+    if args.smoke:  # the server path, for a second: 4 workers, one seed, two methods
+        args.clock, args.seeds, args.workers, args.cap, args.scale = "real", 1, "4", 300.0, 0.002
+        args.methods = "hyperband,bohb+async"
+    benches = [with_target({"curves": CURVES, "hartmann6": HARTMANN}[name])
+               for name in args.benchmarks.split(",")]  # fmt: skip
+    methods = args.methods.split(",")
+    workers = [int(w) for w in args.workers.split(",")]
+    results: dict[tuple[str, int, str], list[Run]] = {}
+    started = time.monotonic()
+
+    def each_run(tuner_for: Callable[[dict[str, Any], int, str], Any]) -> None:
+        for bench in benches:
+            for w in workers:
+                for method in methods:
+                    settings = full_settings(settings_of(bench, method))
+                    for seed in range(args.seeds):
+                        name = f"{bench.name}-{w}-{method}-{seed}-{time.time_ns()}"
+                        tuner = tuner_for(settings, seed + 1, name)
+                        clock = SimClock() if args.clock == "sim" else RealClock(args.scale)
+                        results.setdefault((bench.name, w, method), []).append(
+                            run(tuner, bench, w, clock, args.cap)
+                        )
+
+    if args.clock == "sim":
+        each_run(lambda settings, seed, name: MemoryTuner(settings, seed))
+    else:
+        with (
+            database("sqlite") as url,
+            rung_server(url) as server,
+            httpx.Client(base_url=server.url, timeout=60) as client,
+        ):
+            each_run(lambda settings, seed, name: HttpTuner(client, settings, seed, name))
+    elapsed = time.monotonic() - started
+    report(benches, workers, methods, results, args, elapsed)
+    if args.json:
+        args.json.write_text(json.dumps(
+            {f"{b}|{w}|{m}": [run.__dict__ for run in runs] for (b, w, m), runs in results.items()}
+        ))  # fmt: skip
+
+
+def report(benches, workers, methods, results, args, elapsed) -> None:  # type: ignore[no-untyped-def]
+    print(f"search efficiency: clock={args.clock}, {args.seeds} seeds, cap {args.cap:g} units, "
+          f"max_epochs={R}, factor={FACTOR}, {elapsed:.0f} s")  # fmt: skip
+    rows = []
+    speedups: dict[str, list[float]] = {m: [] for m in methods}
+    for bench in benches:
+        for w in workers:
+            base = results.get((bench.name, w, "hyperband"))
+            for method in methods:
+                runs = results[(bench.name, w, method)]
+                times = [r.hit if r.hit is not None else math.inf for r in runs]
+                if base is not None:
+                    for mine, theirs in zip(times, base, strict=True):
+                        ref = theirs.hit if theirs.hit is not None else math.inf
+                        speedups[method].append(ref / mine if mine < math.inf else 0.0)
+                q = quartiles(times)
+                rows.append([
+                    bench.name, w, method, f"{q[1]:.0f}", f"{q[0]:.0f}–{q[2]:.0f}",
+                    f"{sum(t < math.inf for t in times)}/{len(times)}",
+                    *(f"{statistics.median(r.best_at[t] for r in runs):.4f}" for t in FIXED_TIMES),
+                    f"{statistics.median(r.utilisation for r in runs):.2f}",
+                ])  # fmt: skip
+    print(f"targets: {', '.join(f'{b.name} {b.target:.4f}' for b in benches)}")
+    header = ["benchmark", "workers", "method", "time to target (median)", "quartiles",
+              "reached", *(f"best at {t}" for t in FIXED_TIMES), "utilisation"]  # fmt: skip
+    print(table(header, rows))
+    if "hyperband" in methods:
+        print("speed-up over hyperband (median over benchmarks, workers and seeds of the "
+              "per-seed ratio of times to target):")  # fmt: skip
+        shown = [[m, f"{statistics.median(s):.2f}×"] for m, s in speedups.items()]
+        print(table(["method", "speed-up"], shown))
+
+
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0], ordered[0], ordered[0]
+    q = statistics.quantiles(ordered, n=4, method="inclusive")
+    return q[0], q[1], q[2]
+
+
+if __name__ == "__main__":
+    main()
