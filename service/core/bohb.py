@@ -247,27 +247,26 @@ def best_candidate(model: Model, points: np.ndarray) -> np.ndarray:
     return points[int(np.argmin(model.ratio(points)))]
 
 
-@dataclass
 class Generator:
     """Draws for one decision. The history is read, and the model fitted, at the first
     draw (a decision that promotes reads neither)."""
 
-    space: SearchSpace
-    history: Callable[[], History]
-    _model: Model | None = None
-    _fitted: bool = False
+    def __init__(self, space: SearchSpace, history: Callable[[], History]):
+        self.space, self.history = space, history
+        self.dims = dimensions(space)
+        self.model: Model | None = None
+        self.fitted = False
 
     def draw(self, seed_state: int) -> tuple[dict[str, Any], int]:
         """One configuration and the seed state after it. Until there is a model, this is
         Keras Tuner's random draw; then a third of the draws stay random."""
-        dims = dimensions(self.space)
-        if not self._fitted:
-            self._model = fit(self.history(), dims, np.random.default_rng(seed_state))
-            self._fitted = True
-        if self._model is None:
+        if not self.fitted:
+            self.model = fit(self.history(), self.dims, np.random.default_rng(seed_state))
+            self.fitted = True
+        if self.model is None:
             return sample_values(self.space, seed_state)
         if random.Random(seed_state).random() < RANDOM_FRACTION:
             return sample_values(self.space, seed_state + 1)
         rng = np.random.default_rng(seed_state + 1)
-        point = best_candidate(self._model, candidates(self._model, rng))
-        return decode(self.space, dims, point), seed_state + 2
+        point = best_candidate(self.model, candidates(self.model, rng))
+        return decode(self.space, self.dims, point), seed_state + 2

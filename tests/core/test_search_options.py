@@ -87,8 +87,8 @@ def test_async_promotes_the_top_third_as_soon_as_it_is_known():
 
 def test_async_does_not_promote_a_trial_outside_the_top():
     """Six of nine done: ⌊6/3⌋ = 2. Once the two best are promoted, the third best is not
-    in the top 2 and waits; when a later trial beats it... it still is not, but when the
-    round completes Keras Tuner's rule fills the third place."""
+    in the top 2 and is not promoted; once the round completes, Keras Tuner's rule gives it
+    the round's third place."""
     study = make_study(9, 3, scheduler="async", direction="max")
     handed = run_round_zero(study, [0.9, 0.8, 0.7, 0.1, 0.2, 0.3])
     first, second = study.ask("a"), study.ask("b")
