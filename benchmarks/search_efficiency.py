@@ -4,30 +4,40 @@ Simulated workers train simulated models: a trial's loss after `t` epochs comes 
 multi-fidelity benchmark, and its training takes `(epochs - initial_epoch) × cost(config)`
 time units (one unit: one epoch of the fastest configuration; the slowest train several
 times slower). Workers ask, "train" and tell, exactly as `rung worker` does, warm-starting
-promotions from their parent's epochs. Methods, all with max_epochs=81, factor=3 and
-`hyperband_iterations=null` (the study runs until the target is reached or the cap):
+promotions from their parent's epochs. Methods, all with factor=3 and
+`hyperband_iterations=null` unless `--iterations` says otherwise:
 
-- random: random search at the full budget (a single bracket of 81-epoch trials);
+- random: random search at the full budget (a single bracket of max_epochs trials);
 - hyperband: Keras Tuner's Hyperband (Rung's default);
 - bohb: `"sampler": "bohb"`;  async: `"scheduler": "async"`;  bohb+async: both.
 
-Benchmarks (the target of each fixed in advance: the loss that 0.1 % of random configurations
-reach at the full budget, from 20,000 draws with seed 0):
+Benchmarks (the target of each fixed in advance: the loss that a share of random
+configurations reach at the full budget, from 20,000 draws with seed 0):
 
-- curves: a parametric learning-curve family of Rung's own, loss(x, t) = f(x) + c(x)·t^-a(x):
-  a high learning rate converges fast and ends worse, so ranks change between budgets;
-- hartmann6: MF-Hartmann 6-D (Kandasamy et al. 2017, as in mfhpo-benchmark-api): the
-  coefficients α shifted by bias·(1 - t/R), bias 0.1.
+- curves (max_epochs 81, 0.1 %): a parametric learning-curve family of Rung's own,
+  loss(x, t) = f(x) + c(x)·t^-a(x): a high learning rate converges fast and ends worse, so
+  ranks change between budgets;
+- hartmann6 (81, 0.1 %): MF-Hartmann 6-D (Kandasamy et al. 2017, as in
+  mfhpo-benchmark-api): the coefficients α shifted by bias·(1 - t/R), bias 0.1;
+- digits (27, 2 %): the Keras digits classifier, real validation-loss curves and real
+  seconds per epoch, tabulated for all 224 configurations of a grid by
+  `benchmarks/digits_table.py` (data/digits_curves.json).
 
-Two clocks, the same loop:
-- `--clock real`: a real `rung serve` (SQLite), workers' training as real sleeps of
-  `--scale` seconds per unit (requests from one dispatcher; the measured time is the wall
-  time, so the server's latency counts);
-- `--clock sim` (default): the same decisions from the in-memory store (the same core the
-  server runs), in virtual time — for many seeds and 64 workers on a small machine.
+Three clocks, the same loop:
+- `--clock sim` (default): the decisions of the in-memory store (the same core the server
+  runs), in virtual time — for many seeds and 64 workers on a small machine;
+- `--clock server`: a real `rung serve` (SQLite) makes every decision over HTTP, in
+  virtual time: the same numbers as `sim` when the server decides as the core does;
+- `--clock real`: a real `rung serve`, workers' training as real sleeps of `--scale`
+  seconds per unit (requests from one dispatcher; the measured time is the wall time, so
+  the server's latency counts).
 
-    python -m benchmarks.search_efficiency --seeds 10 --workers 16,64
-    python -m benchmarks.search_efficiency --clock real --seeds 2 --workers 16
+`--iterations N` measures a finite budget instead: each study runs to its end, and the
+report gives its wall time, utilisation and best loss (the straggler question).
+
+    python -m benchmarks.search_efficiency --seeds 10 --plot docs/images/search-efficiency.png
+    python -m benchmarks.search_efficiency --seeds 10 --iterations 3
+    python -m benchmarks.search_efficiency --clock real --seeds 10 --workers 16 --benchmarks curves
 """
 
 from __future__ import annotations
@@ -39,7 +49,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +58,8 @@ import httpx
 from benchmarks.common import database, parser, rung_server, table
 
 R, FACTOR = 81, 3
-METHODS = {
-    "random": {"factor": R + 1},  # one bracket: every trial trains max_epochs
+METHODS: dict[str, dict[str, Any]] = {
+    "random": {},  # factor max_epochs + 1: one bracket, every trial trains max_epochs
     "hyperband": {},
     "bohb": {"sampler": "bohb"},
     "async": {"scheduler": "async"},
@@ -71,6 +81,8 @@ class Benchmark:
     space: list[dict[str, Any]]
     loss: Callable[[dict[str, Any], int], float]
     cost: Callable[[dict[str, Any]], float]
+    max_epochs: int = R
+    quantile: float = 0.001  # the target: the loss this share of random configurations reach
     target: float = math.nan
 
 
@@ -128,17 +140,41 @@ HARTMANN = Benchmark(
 )
 
 
+DIGITS_TABLE = Path(__file__).parent / "data" / "digits_curves.json"
+
+
+def digits() -> Benchmark:
+    """Real Keras curves, tabulated by `benchmarks/digits_table.py` for every configuration
+    of its grid: the validation loss after t epochs, and the measured seconds per epoch."""
+    table = json.loads(DIGITS_TABLE.read_text())
+    names = list(table["grid"])
+    rows = {tuple(row["values"][n] for n in names): row for row in table["configurations"]}
+    fastest = min(row["seconds_per_epoch"] for row in rows.values())
+
+    def row(v: dict[str, Any]) -> dict[str, Any]:
+        return rows[tuple(v[n] for n in names)]
+
+    return Benchmark(
+        "digits",
+        [{"type": "choice", "name": n, "values": vs} for n, vs in table["grid"].items()],
+        lambda v, t: row(v)["val_loss"][t - 1],
+        lambda v: row(v)["seconds_per_epoch"] / fastest,
+        max_epochs=table["epochs"],
+        quantile=0.02,  # fixed before any run (224 configurations: 0.1 % is the best one)
+    )
+
+
 def with_target(bench: Benchmark) -> Benchmark:
-    """The loss that 0.1 % of random configurations reach at the full budget."""
+    """The loss that `bench.quantile` of random configurations reach at the full budget."""
     from rung.space import SearchSpace
     from service.core.sampler import sample_values
 
     space, state, losses = SearchSpace.from_dicts(bench.space), 0, []
     for _ in range(20_000):
         values, state = sample_values(space, state)
-        losses.append(bench.loss(values, R))
+        losses.append(bench.loss(values, bench.max_epochs))
     losses.sort()
-    return Benchmark(bench.name, bench.space, bench.loss, bench.cost, losses[len(losses) // 1000])
+    return replace(bench, target=losses[int(len(losses) * bench.quantile)])
 
 
 # -- the tuner, behind two clocks -----------------------------------------------------------
@@ -221,14 +257,19 @@ class Run:
     best_at: dict[int, float] = field(default_factory=dict)
     utilisation: float = 0.0
     trials: int = 0
+    wall: float = 0.0  # time units until the run stopped (the study's end, with a budget)
+    best: float = math.inf
+    trace: list[tuple[float, float]] = field(default_factory=list)  # (time, best) on a gain
 
 
-def run(tuner: Any, bench: Benchmark, workers: int, clock: Any, cap: float) -> Run:
-    """Workers ask, train and tell until the target is reached or the time cap."""
+def run(tuner: Any, bench: Benchmark, workers: int, clock: Any, cap: float, finite: bool) -> Run:
+    """Workers ask, train and tell until the target is reached (or, with a finite budget,
+    until the study is done) or the time cap."""
     idle = [f"w{i}" for i in range(workers)]
     running: list[tuple[float, int, str, dict[str, Any], float]] = []
     best, hit, busy, seq, trials = math.inf, None, 0.0, 0, 0
     best_at: dict[int, float] = {}
+    trace: list[tuple[float, float]] = []
     while True:
         now = clock.now()
         waiting = []
@@ -243,9 +284,9 @@ def run(tuner: Any, bench: Benchmark, workers: int, clock: Any, cap: float) -> R
         idle = waiting
         if not running:
             break
-        end, _, worker, trial, duration = heapq.heappop(running)
-        if end > cap:
+        if running[0][0] > cap:
             break
+        end, _, worker, trial, duration = heapq.heappop(running)
         clock.wait_until(end)
         for t in FIXED_TIMES:
             if t < end and t not in best_at:
@@ -254,26 +295,32 @@ def run(tuner: Any, bench: Benchmark, workers: int, clock: Any, cap: float) -> R
         tuner.tell(trial, worker, loss)
         busy += duration
         idle.append(worker)
-        best = min(best, loss)
-        if best <= bench.target:
+        if loss < best:
+            best = loss
+            trace.append((clock.now(), best))
+        if hit is None and best <= bench.target:
             hit = clock.now()
-            break
-    stop = clock.now() if hit is not None else cap
+            if not finite:
+                break
+    stop = min(cap, clock.now()) if not running or (hit is not None and not finite) else cap
     busy += sum(min(d, stop - (e - d)) for e, _, _, _, d in running if e - d < stop)
     for t in FIXED_TIMES:
-        best_at.setdefault(t, best)  # stopped earlier at the target: at least this good
-    return Run(hit, best_at, busy / (workers * stop), trials)
+        best_at.setdefault(t, best)  # stopped earlier: at least this good
+    return Run(hit, best_at, busy / (workers * stop), trials, stop, best, trace)
 
 
-def settings_of(bench: Benchmark, method: str) -> dict[str, Any]:
-    return {
+def settings_of(bench: Benchmark, method: str, iterations: int | None) -> dict[str, Any]:
+    settings = {
         "hyperparameters": bench.space,
         "objective": {"name": "loss", "direction": "min"},
-        "max_epochs": R,
+        "max_epochs": bench.max_epochs,
         "factor": FACTOR,
-        "hyperband_iterations": None,
+        "hyperband_iterations": iterations,
         **METHODS[method],
     }
+    if method == "random":
+        settings["factor"] = bench.max_epochs + 1
+    return settings
 
 
 def full_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -282,38 +329,47 @@ def full_settings(settings: dict[str, Any]) -> dict[str, Any]:
     return StudySettings.model_validate(settings).model_dump(mode="json")
 
 
+BENCHMARKS: dict[str, Callable[[], Benchmark]] = {
+    "curves": lambda: CURVES,
+    "hartmann6": lambda: HARTMANN,
+    "digits": digits,
+}
+
+
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--clock", choices=("sim", "real"), default="sim")
+    p.add_argument("--clock", choices=("sim", "server", "real"), default="sim")
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--workers", default="16,64")
-    p.add_argument("--benchmarks", default="curves,hartmann6")
+    p.add_argument("--benchmarks", default=",".join(BENCHMARKS))
     p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--iterations", type=int, help="hyperband_iterations (default: null)")
     p.add_argument("--cap", type=float, default=20000.0, help="time units per run at most")
     p.add_argument("--scale", type=float, default=0.05, help="real seconds per time unit")
     p.add_argument("--json", type=Path, help="write every run's result here")
+    p.add_argument("--plot", type=Path, help="draw the median best loss against time (PNG)")
     args = p.parse_args()
     if args.smoke:  # the server path, for a second: 4 workers, one seed, two methods
         args.clock, args.seeds, args.workers, args.cap, args.scale = "real", 1, "4", 300.0, 0.002
-        args.methods = "hyperband,bohb+async"
-    benches = [with_target({"curves": CURVES, "hartmann6": HARTMANN}[name])
-               for name in args.benchmarks.split(",")]  # fmt: skip
+        args.methods, args.benchmarks = "hyperband,bohb+async", "curves,digits"
+    benches = [with_target(BENCHMARKS[name]()) for name in args.benchmarks.split(",")]
     methods = args.methods.split(",")
     workers = [int(w) for w in args.workers.split(",")]
     results: dict[tuple[str, int, str], list[Run]] = {}
     started = time.monotonic()
+    finite = args.iterations is not None
 
     def each_run(tuner_for: Callable[[dict[str, Any], int, str], Any]) -> None:
         for bench in benches:
             for w in workers:
                 for method in methods:
-                    settings = full_settings(settings_of(bench, method))
+                    settings = full_settings(settings_of(bench, method, args.iterations))
                     for seed in range(args.seeds):
                         name = f"{bench.name}-{w}-{method}-{seed}-{time.time_ns()}"
                         tuner = tuner_for(settings, seed + 1, name)
-                        clock = SimClock() if args.clock == "sim" else RealClock(args.scale)
+                        clock = RealClock(args.scale) if args.clock == "real" else SimClock()
                         results.setdefault((bench.name, w, method), []).append(
-                            run(tuner, bench, w, clock, args.cap)
+                            run(tuner, bench, w, clock, args.cap, finite)
                         )
 
     if args.clock == "sim":
@@ -326,16 +382,27 @@ def main() -> None:
         ):
             each_run(lambda settings, seed, name: HttpTuner(client, settings, seed, name))
     elapsed = time.monotonic() - started
-    report(benches, workers, methods, results, args, elapsed)
+    print(f"search efficiency: clock={args.clock}"
+          + (f" ({args.scale:g} s per unit)" if args.clock == "real" else "")
+          + f", {args.seeds} seeds, cap {args.cap:g} units, factor={FACTOR}, "
+          f"hyperband_iterations={args.iterations}, {elapsed:.0f} s")  # fmt: skip
+    print("targets: " + ", ".join(
+        f"{b.name} {b.target:.4f} (max_epochs {b.max_epochs})" for b in benches))  # fmt: skip
+    (report_budget if finite else report)(benches, workers, methods, results)
     if args.json:
         args.json.write_text(json.dumps(
             {f"{b}|{w}|{m}": [run.__dict__ for run in runs] for (b, w, m), runs in results.items()}
         ))  # fmt: skip
+    if args.plot:
+        plot(benches, workers, methods, results, args.cap, args.plot)
 
 
-def report(benches, workers, methods, results, args, elapsed) -> None:  # type: ignore[no-untyped-def]
-    print(f"search efficiency: clock={args.clock}, {args.seeds} seeds, cap {args.cap:g} units, "
-          f"max_epochs={R}, factor={FACTOR}, {elapsed:.0f} s")  # fmt: skip
+Results = dict[tuple[str, int, str], list[Run]]
+
+
+def report(
+    benches: list[Benchmark], workers: list[int], methods: list[str], results: Results
+) -> None:
     rows = []
     speedups: dict[str, list[float]] = {m: [] for m in methods}
     for bench in benches:
@@ -355,7 +422,6 @@ def report(benches, workers, methods, results, args, elapsed) -> None:  # type: 
                     *(f"{statistics.median(r.best_at[t] for r in runs):.4f}" for t in FIXED_TIMES),
                     f"{statistics.median(r.utilisation for r in runs):.2f}",
                 ])  # fmt: skip
-    print(f"targets: {', '.join(f'{b.name} {b.target:.4f}' for b in benches)}")
     header = ["benchmark", "workers", "method", "time to target (median)", "quartiles",
               "reached", *(f"best at {t}" for t in FIXED_TIMES), "utilisation"]  # fmt: skip
     print(table(header, rows))
@@ -364,6 +430,73 @@ def report(benches, workers, methods, results, args, elapsed) -> None:  # type: 
               "per-seed ratio of times to target):")  # fmt: skip
         shown = [[m, f"{statistics.median(s):.2f}×"] for m, s in speedups.items()]
         print(table(["method", "speed-up"], shown))
+
+
+def report_budget(
+    benches: list[Benchmark], workers: list[int], methods: list[str], results: Results
+) -> None:
+    """A finite budget: how long the whole study takes, how busy the workers were, and how
+    good its best trial is."""
+    rows = []
+    for bench in benches:
+        for w in workers:
+            for method in methods:
+                runs = results[(bench.name, w, method)]
+                q = quartiles([r.wall for r in runs])
+                rows.append([
+                    bench.name, w, method, f"{q[1]:.0f}", f"{q[0]:.0f}–{q[2]:.0f}",
+                    f"{statistics.median(r.utilisation for r in runs):.2f}",
+                    f"{statistics.median(r.best for r in runs):.4f}",
+                    f"{sum(r.hit is not None for r in runs)}/{len(runs)}",
+                    f"{statistics.median(r.trials for r in runs):.0f}",
+                ])  # fmt: skip
+    header = ["benchmark", "workers", "method", "study wall time (median)", "quartiles",
+              "utilisation", "best loss (median)", "reached target", "trials"]  # fmt: skip
+    print(table(header, rows))
+
+
+def plot(
+    benches: list[Benchmark], workers: list[int], methods: list[str], results: Results,
+    cap: float, path: Path,
+) -> None:  # fmt: skip
+    """Median (over seeds) best loss so far against time, one panel per benchmark and W."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = [10 ** (k / 50) for k in range(int(50 * math.log10(cap)) + 1)]
+    fig, axes = plt.subplots(len(benches), len(workers), figsize=(5 * len(workers),
+                             3.2 * len(benches)), squeeze=False)  # fmt: skip
+    for i, bench in enumerate(benches):
+        for j, w in enumerate(workers):
+            ax = axes[i][j]
+            for method in methods:
+                runs = results[(bench.name, w, method)]
+                medians = [statistics.median(best_before(r, t) for r in runs) for t in grid]
+                ax.plot(grid, [m if m < math.inf else math.nan for m in medians], label=method)
+            ax.axhline(bench.target, color="grey", linestyle=":", linewidth=1)
+            ax.set_xscale("log")
+            ax.set_title(f"{bench.name}, {w} workers", fontsize=10)
+            ax.set_xlabel("time (units: one epoch of the fastest configuration)", fontsize=8)
+            ax.set_ylabel("best loss so far (median)", fontsize=8)
+            seen = [m for r in results[(bench.name, w, methods[0])] for _, m in r.trace]
+            if seen:
+                span = statistics.median(seen) - bench.target
+                ax.set_ylim(bench.target - 0.5 * abs(span), bench.target + 2 * abs(span))
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def best_before(run: Run, t: float) -> float:
+    """The best loss told by time t; a run that stopped at the target keeps its best."""
+    best = math.inf
+    for when, value in run.trace:
+        if when > t:
+            break
+        best = value
+    return best
 
 
 def quartiles(values: list[float]) -> tuple[float, float, float]:

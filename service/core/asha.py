@@ -3,29 +3,31 @@
 With `"scheduler": "async"` a trial is promoted as soon as it ranks in the top
 ⌊n/factor⌋ of the n completed trials of its round, instead of once Keras Tuner's rule makes
 the promotion safe (more completed than the next round will drop). The brackets, their
-epoch ladders, warm starts, leases, retries and failure rules stay Keras Tuner's; a round
-never gets more trials than its bracket plans, and Keras Tuner's rule still fills what the
-top ⌊n/factor⌋ leaves (when n·size(r)/size(r-1) rounds up), so a finished bracket has the
-same ladder under both schedulers. Promotions come before new configurations, from the
-highest rung down (the most epochs first): the longest trials start first, so that the
-last rounds of a finite study do not wait on a long trial started late.
+epoch ladders, warm starts, leases, retries and failure rules stay Keras Tuner's, and so
+does the order of the work: the oldest open bracket first, its new configurations before
+its promotions. Within a bracket the highest rung comes first (the most epochs): the
+longest trials start first, so that the last rounds of a finite study do not wait on a
+long trial started late.
+
+As in ASHA, a round is not capped at its planned size: a trial that ranks in the top
+⌊n/factor⌋ once more results are in is promoted even if earlier, luckier trials filled the
+round's plan (a cap would leave the round to whichever trials finished first). So a
+bracket closes when none of its trials runs and nothing in it can be promoted, not when
+its rounds are full; Keras Tuner's own rule still promotes where ⌊n/factor⌋ falls short of
+its plan.
 """
 
 from __future__ import annotations
 
-from .state import BracketState, StudyConfig, StudyState, StudyView, TrialRef
+from .state import BracketState, StudyConfig, StudyView, TrialRef
 
 
 def async_promotion(
-    config: StudyConfig, state: StudyState, view: StudyView
-) -> tuple[BracketState, int, TrialRef] | None:
-    """(bracket, round, parent) of the promotion to make now, if any."""
-    rungs = sorted(
-        ((b, r) for b in state.open_brackets for r in range(1, len(b.sizes))),
-        key=lambda rung: (rung[0].bracket - rung[1], rung[0].key),
-    )
-    for bracket, round in rungs:
-        if bracket.created[round] >= bracket.sizes[round] or bracket.promotable(round) <= 0:
+    config: StudyConfig, bracket: BracketState, view: StudyView
+) -> tuple[int, TrialRef] | None:
+    """(round, parent) of the promotion to make now in `bracket`, if any."""
+    for round in range(len(bracket.sizes) - 1, 0, -1):
+        if bracket.promotable(round) <= 0:
             continue
         top = bracket.completed[round - 1] // config.schedule.factor
         if top == 0:
@@ -35,5 +37,5 @@ def async_promotion(
         else:
             parent = view.promotable_in_top(bracket.key, round - 1, top)
         if parent is not None:
-            return bracket, round, parent
+            return round, parent
     return None

@@ -10,9 +10,9 @@ trials are still running; "done" when nothing is running either.
 Where Rung differs on purpose: when the search space runs out of new configurations, the
 bracket keeps successive halving on the configurations it has (Keras Tuner #676).
 
-Two study settings change it, each off by default: `"scheduler": "async"` promotes first,
-by ASHA's rule (`asha.py`); `"sampler": "bohb"` draws new configurations from BOHB's model
-(`bohb.py`) instead of at random.
+Two study settings change it, each off by default: `"scheduler": "async"` promotes, in
+each bracket after its new configurations, by ASHA's rule (`asha.py`); `"sampler": "bohb"`
+draws new configurations from BOHB's model (`bohb.py`) instead of at random.
 """
 
 from __future__ import annotations
@@ -80,11 +80,6 @@ def decide(config: StudyConfig, view: StudyView) -> Decision:
             **book(),
         )
 
-    if config.scheduler == "async":
-        found = async_promotion(config, state, view)
-        if found is not None:
-            return promote(*found)
-
     for bracket in state.open_brackets:
         if bracket.created[0] < bracket.sizes[0]:
             drawn = sample()
@@ -98,12 +93,16 @@ def decide(config: StudyConfig, view: StudyView) -> Decision:
                 )
             bracket = replace(bracket, sizes=shrink_sizes(bracket.sizes, bracket.created[0]))
             resized.append((bracket.key, bracket.sizes))
+        if config.scheduler == "async":
+            found = async_promotion(config, bracket, view)
+            if found is not None:
+                return promote(bracket, *found)
         round = _promotable_round(bracket)
         if round is not None:
             parent = view.best_promotable(bracket.key, round - 1)
             assert parent is not None, f"bracket {bracket.key}'s counters promise a trial"
             return promote(bracket, round, parent)
-        if bracket.is_complete() or bracket.active == 0:
+        if bracket.active == 0 or (config.scheduler == "hyperband" and bracket.is_complete()):
             closed.append(bracket.key)
 
     following = (

@@ -229,7 +229,7 @@ function studyView(id) {
       ...Array.from({ length: width }, (_, r) => {
         const round = b.rounds[r];
         if (!round) return h("td", {});
-        const done = round.completed === round.size;
+        const done = round.completed >= round.size;
         return h("td", {
           className: `round${done ? " done" : ""}${round.created ? "" : " empty"}`,
           dataset: { round: r, size: round.size, created: round.created,
