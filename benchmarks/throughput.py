@@ -1,10 +1,13 @@
 """Throughput and latency of ask -> tell with W concurrent workers, side by side in one run:
-Rung (a real `rung serve`), the floor (FastAPI + SQLAlchemy inserting and updating one row,
-benchmarks/floor_app.py) and Optuna's RDB storage (RandomSampler + HyperbandPruner; ask ->
-3 suggests -> report -> tell, from W processes), on the same database server. Rung and the
-floor run side by side, are warmed up for `--warmup` seconds, then take turns of
-`--seconds`, `--rounds` times each (the machine's speed drifts within a run); the table
-gives the median of their rates and of the per-round ratios.
+Rung (a real `rung serve`), the floor (FastAPI + SQLAlchemy inserting and updating one row
+at its best, benchmarks/floor_app.py) and Optuna's RDB storage with its defaults, in two
+loops from W processes: the loop its documentation shows for Hyperband (RandomSampler +
+HyperbandPruner; ask, 3 suggests, report, should_prune, tell) and the storage alone (ask
+with the 3 distributions, tell; no pruner). All on the same database server, each on its
+own database; all four run side by side, are warmed up for `--warmup` seconds, then take
+turns of `--seconds`, `--rounds` times each, the order rotating (the machine's speed
+drifts within a run); the table gives the median of their rates and of the per-round
+ratios.
 
     python -m benchmarks.throughput [--smoke] [--workers 1,8,32] [--seconds 4] [--rounds 12]
                                     [--warmup 3]
@@ -13,11 +16,14 @@ gives the median of their rates and of the per-round ratios.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import multiprocessing as mp
 import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -103,117 +109,174 @@ async def measure_floor(url: str, workers: int, seconds: float) -> tuple[float, 
         return await run_clients(workers, seconds, loop)
 
 
-def _optuna_worker(url: str, start: float, seconds: float, results: mp.Queue) -> None:
+OPTUNA_LOOPS = {
+    # The loop Optuna's documentation shows for Hyperband: RandomSampler + HyperbandPruner,
+    # ask, three suggests, one report and a pruning check (the pruner reads the study's
+    # trials), tell.
+    "loop": "RandomSampler + HyperbandPruner: ask, 3 suggests, report, should_prune, tell",
+    # The storage alone: ask with the three distributions (sampled at ask), tell; no pruner.
+    "ask-tell": "RandomSampler, no pruner: ask(distributions), tell",
+}
+
+
+def _optuna_worker(url: str, loop: str, commands: mp.Queue, results: mp.Queue) -> None:
+    """One Optuna worker process: on each command (start time, seconds), run `loop` for
+    that long and put (trials, errors, ask latencies, tell latencies)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    storage = optuna.storages.RDBStorage(url)  # Optuna's defaults
+    pruner = (
+        optuna.pruners.HyperbandPruner(max_resource=81)
+        if loop == "loop"
+        else optuna.pruners.NopPruner()
+    )
     study = optuna.load_study(
         study_name="throughput",
         storage=storage,
         sampler=optuna.samplers.RandomSampler(),
-        pruner=optuna.pruners.HyperbandPruner(max_resource=81),
+        pruner=pruner,
     )
-    rng, done, errors, asks, tells = random.Random(), 0, 0, [], []
-    time.sleep(max(0.0, start - time.time()))
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        try:
-            t0 = time.perf_counter()
-            trial = study.ask()
-            asks.append(time.perf_counter() - t0)
-            trial.suggest_float("learning_rate", 1e-5, 1e-1, log=True)
-            trial.suggest_int("units", 16, 1024)
-            trial.suggest_categorical("activation", ["relu", "tanh", "gelu"])
-            value = rng.random()
-            trial.report(value, step=1)
-            trial.should_prune()
-            t1 = time.perf_counter()
-            study.tell(trial, value)
-            tells.append(time.perf_counter() - t1)
-            done += 1
-        except Exception:  # e.g. "database is locked" on SQLite (Optuna #820)
-            errors += 1
-    results.put((done, errors, asks, tells))
+    distributions = {
+        "learning_rate": optuna.distributions.FloatDistribution(1e-5, 1e-1, log=True),
+        "units": optuna.distributions.IntDistribution(16, 1024),
+        "activation": optuna.distributions.CategoricalDistribution(["relu", "tanh", "gelu"]),
+    }
+    rng = random.Random()
+    while (command := commands.get()) is not None:
+        start, seconds = command
+        done, errors, asks, tells = 0, 0, [], []
+        time.sleep(max(0.0, start - time.time()))
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            try:
+                t0 = time.perf_counter()
+                if loop == "loop":
+                    trial = study.ask()
+                    asks.append(time.perf_counter() - t0)
+                    trial.suggest_float("learning_rate", 1e-5, 1e-1, log=True)
+                    trial.suggest_int("units", 16, 1024)
+                    trial.suggest_categorical("activation", ["relu", "tanh", "gelu"])
+                    value = rng.random()
+                    trial.report(value, step=1)
+                    trial.should_prune()
+                else:
+                    trial = study.ask(distributions)
+                    asks.append(time.perf_counter() - t0)
+                    value = rng.random()
+                t1 = time.perf_counter()
+                study.tell(trial, value)
+                tells.append(time.perf_counter() - t1)
+                done += 1
+            except Exception:  # e.g. "database is locked" on SQLite (Optuna #820)
+                errors += 1
+        results.put((done, errors, asks, tells))
 
 
-def measure_optuna(
-    url: str, workers: int, seconds: float, *, warmup: float = 5.0
-) -> tuple[float, Latencies, int]:
-    import optuna
+class OptunaSide:
+    """W Optuna worker processes on one study, kept alive for the whole cell so that they
+    take turns with Rung and the floor, as those do with each other."""
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    optuna.create_study(study_name="throughput", storage=url)
-    results: mp.Queue = mp.get_context("spawn").Queue()
-    start = time.time() + warmup + 0.1 * workers  # every process imported and connected then
-    processes = [
-        mp.get_context("spawn").Process(target=_optuna_worker, args=(url, start, seconds, results))
-        for _ in range(workers)
-    ]
-    for process in processes:
-        process.start()
-    done = errors = 0
-    latencies = Latencies()
-    for _ in processes:
-        n, e, asks, tells = results.get(timeout=seconds + 120)
-        done, errors = done + n, errors + e
-        latencies.samples.setdefault("ask", []).extend(asks)
-        latencies.samples.setdefault("tell", []).extend(tells)
-    for process in processes:
-        process.join()
-    return done / seconds, latencies, errors
+    def __init__(self, url: str, workers: int, loop: str) -> None:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        optuna.create_study(study_name="throughput", storage=url)
+        context = mp.get_context("spawn")
+        self.results: mp.Queue = context.Queue()
+        self.commands: list[mp.Queue] = [context.Queue() for _ in range(workers)]
+        self.processes = [
+            context.Process(target=_optuna_worker, args=(url, loop, queue, self.results))
+            for queue in self.commands
+        ]
+        for process in self.processes:
+            process.start()
+        self.errors = 0
+
+    def measure(self, seconds: float, lead: float = 0.2) -> tuple[float, Latencies]:
+        start = time.time() + lead
+        for queue in self.commands:
+            queue.put((start, seconds))
+        done, latencies = 0, Latencies()
+        for _ in self.processes:
+            n, errors, asks, tells = self.results.get(timeout=seconds + lead + 300)
+            done, self.errors = done + n, self.errors + errors
+            latencies.samples.setdefault("ask", []).extend(asks)
+            latencies.samples.setdefault("tell", []).extend(tells)
+        return done / seconds, latencies
+
+    def close(self) -> None:
+        for queue in self.commands:
+            queue.put(None)
+        for process in self.processes:
+            process.join()
 
 
 @dataclass
 class SideBySide:
-    """Rung and the floor measured in turns: the medians of their rates and of the ratios
-    of each round, and the latencies of all rounds together."""
+    """Every side measured in turns: the medians of their rates, each round's rates, and
+    the latencies of all rounds together."""
 
-    rung: float
-    floor: float
-    ratios: list[float]
-    rung_lat: Latencies
-    floor_lat: Latencies
+    rates: dict[str, list[float]]
+    latencies: dict[str, Latencies]
+    errors: dict[str, int]
 
-    @property
-    def ratio(self) -> float:
-        return statistics.median(self.ratios)
+    def rate(self, side: str) -> float:
+        return statistics.median(self.rates[side])
+
+    def ratios(self, side: str, other: str) -> list[float]:
+        return [
+            a / b if b else math.inf
+            for a, b in zip(self.rates[side], self.rates[other], strict=True)
+        ]
+
+    def ratio(self, side: str, other: str) -> float:
+        return statistics.median(self.ratios(side, other))
 
 
-def rung_and_floor(
-    kind: str, workers: int, seconds: float, rounds: int, warmup: float
-) -> SideBySide:
-    """Both servers run side by side, each on its own database, and are warmed up for
-    `warmup` seconds (not measured: connections, prepared statements, caches); then they
-    take turns, `rounds` times, `seconds` each, who goes first alternating. Short turns put
-    both under the same machine: its speed drifts by tens of per cent within a minute."""
+SIDES = ("rung", "floor", "optuna loop", "optuna ask-tell")
+
+
+def side_by_side(kind: str, workers: int, seconds: float, rounds: int, warmup: float) -> SideBySide:
+    """Rung, the floor and Optuna's two loops run side by side, each on its own database of
+    `kind`, and are warmed up for `warmup` seconds (not measured: connections, prepared
+    statements, caches, Optuna's imports); then they take turns, `rounds` times, `seconds`
+    each, the order rotating so that each goes first as often. Short turns put all under
+    the same machine: its speed drifts by tens of per cent within a minute."""
     command = [sys.executable, "benchmarks/floor_app.py"]
-    with (
-        database(kind) as rung_url,
-        rung_server(rung_url) as rung,
-        database(kind) as floor_url,
-        serve(command, {"FLOOR_DATABASE_URL": floor_url}) as floor,
-    ):
-        sides = {
+    with contextlib.ExitStack() as stack:
+        rung_url, floor_url, loop_url, pure_url = (
+            stack.enter_context(database(kind)) for _ in range(4)
+        )
+        rung = stack.enter_context(rung_server(rung_url))
+        floor = stack.enter_context(serve(command, {"FLOOR_DATABASE_URL": floor_url}))
+        optuna = {
+            "optuna loop": OptunaSide(loop_url, workers, "loop"),
+            "optuna ask-tell": OptunaSide(pure_url, workers, "ask-tell"),
+        }
+        for side in optuna.values():
+            stack.callback(side.close)
+        measures: dict[str, Callable[[float], tuple[float, Latencies]]] = {
             "rung": lambda t: asyncio.run(measure_rung(rung.url, workers, t)),
             "floor": lambda t: asyncio.run(measure_floor(floor.url, workers, t)),
+            "optuna loop": lambda t: optuna["optuna loop"].measure(t, lead=10 + 0.3 * workers),
+            "optuna ask-tell": lambda t: optuna["optuna ask-tell"].measure(
+                t, lead=10 + 0.3 * workers
+            ),
         }
-        for measure in sides.values():
+        for measure in measures.values():  # Optuna's first turn waits for its imports
             measure(warmup)
-        rates: dict[str, list[float]] = {"rung": [], "floor": []}
-        latencies = {"rung": Latencies(), "floor": Latencies()}
+        measures["optuna loop"] = optuna["optuna loop"].measure
+        measures["optuna ask-tell"] = optuna["optuna ask-tell"].measure
+        rates: dict[str, list[float]] = {side: [] for side in SIDES}
+        latencies = {side: Latencies() for side in SIDES}
         for i in range(rounds):
-            for name in ("rung", "floor") if i % 2 == 0 else ("floor", "rung"):
-                rate, lat = sides[name](seconds)
-                rates[name].append(rate)
-                latencies[name].extend(lat)
-    return SideBySide(
-        rung=statistics.median(rates["rung"]),
-        floor=statistics.median(rates["floor"]),
-        ratios=[r / f for r, f in zip(rates["rung"], rates["floor"], strict=True)],
-        rung_lat=latencies["rung"],
-        floor_lat=latencies["floor"],
-    )
+            for side in SIDES[i % len(SIDES) :] + SIDES[: i % len(SIDES)]:
+                rate, lat = measures[side](seconds)
+                rates[side].append(rate)
+                latencies[side].extend(lat)
+        errors = {side: optuna[side].errors for side in optuna}
+    return SideBySide(rates, latencies, errors)
 
 
 def main() -> None:
@@ -232,31 +295,30 @@ def main() -> None:
     rows = []
     for kind in args.databases.split(","):
         for w in workers:
-            pair = rung_and_floor(kind, w, seconds, rounds, warmup)
-            rung, rung_lat, floor_lat = pair.rung, pair.rung_lat, pair.floor_lat
-            with database(kind) as url:
-                optuna, optuna_lat, optuna_errors = measure_optuna(
-                    url, w, seconds, warmup=2.0 if args.smoke else 5.0
-                )
+            cell = side_by_side(kind, w, seconds, rounds, warmup)
+            lat = cell.latencies
             rows.append(
                 [
                     kind,
                     w,
-                    rung,
-                    pair.floor,
-                    optuna,
-                    f"{pair.ratio:.2f} ({', '.join(f'{r:.2f}' for r in pair.ratios)})",
-                    f"{rung / optuna:.1f}" if optuna else "inf",
-                    rung_lat.p50("ask"),
-                    rung_lat.p99("ask"),
-                    floor_lat.p50("ask"),
-                    floor_lat.p99("ask"),
-                    f"{rung_lat.p99('ask') / floor_lat.p99('ask'):.2f}",
-                    rung_lat.p50("tell"),
-                    rung_lat.p99("tell"),
-                    optuna_lat.p50("ask"),
-                    optuna_lat.p99("ask"),
-                    optuna_errors,
+                    cell.rate("rung"),
+                    cell.rate("floor"),
+                    f"{cell.ratio('rung', 'floor'):.2f} "
+                    f"({', '.join(f'{r:.2f}' for r in cell.ratios('rung', 'floor'))})",
+                    cell.rate("optuna loop"),
+                    cell.rate("optuna ask-tell"),
+                    f"{cell.ratio('rung', 'optuna loop'):.1f}",
+                    f"{cell.ratio('rung', 'optuna ask-tell'):.1f}",
+                    lat["rung"].p50("ask"),
+                    lat["rung"].p99("ask"),
+                    lat["floor"].p50("ask"),
+                    lat["floor"].p99("ask"),
+                    f"{lat['rung'].p99('ask') / lat['floor'].p99('ask'):.2f}",
+                    lat["rung"].p50("tell"),
+                    lat["rung"].p99("tell"),
+                    lat["optuna ask-tell"].p50("ask"),
+                    lat["optuna ask-tell"].p99("ask"),
+                    f"{cell.errors['optuna loop']}, {cell.errors['optuna ask-tell']}",
                 ]
             )
             print(f"done: {kind} W={w}", file=sys.stderr, flush=True)
@@ -267,9 +329,11 @@ def main() -> None:
                 "W",
                 "Rung pairs/s",
                 "floor pairs/s",
-                "Optuna trials/s",
                 "Rung/floor (each round)",
-                "Rung/Optuna",
+                "Optuna loop trials/s",
+                "Optuna ask-tell trials/s",
+                "Rung/Optuna loop",
+                "Rung/Optuna ask-tell",
                 "Rung ask p50 ms",
                 "Rung ask p99 ms",
                 "floor ask p50 ms",
@@ -277,13 +341,15 @@ def main() -> None:
                 "ask p99 Rung/floor",
                 "Rung tell p50 ms",
                 "Rung tell p99 ms",
-                "Optuna ask p50 ms",
-                "Optuna ask p99 ms",
-                "Optuna errors",
+                "Optuna ask-tell ask p50 ms",
+                "Optuna ask-tell ask p99 ms",
+                "Optuna errors (loop, ask-tell)",
             ],
             rows,
         )
     )
+    for loop, what in OPTUNA_LOOPS.items():
+        print(f"Optuna {loop}: {what}; RDBStorage with Optuna's defaults")
 
 
 if __name__ == "__main__":
