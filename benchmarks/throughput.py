@@ -4,10 +4,10 @@ at its best, benchmarks/floor_app.py) and Optuna's RDB storage with its defaults
 loops from W processes: the loop its documentation shows for Hyperband (RandomSampler +
 HyperbandPruner; ask, 3 suggests, report, should_prune, tell) and the storage alone (ask
 with the 3 distributions, tell; no pruner). All on the same database server, each on its
-own database; all four run side by side, are warmed up for `--warmup` seconds, then take
-turns of `--seconds`, `--rounds` times each, the order rotating (the machine's speed
-drifts within a run); the table gives the median of their rates and of the per-round
-ratios.
+own database. Rung and the floor run side by side, are warmed up for `--warmup` seconds,
+then take turns of `--seconds`, `--rounds` times each, who goes first alternating (the
+machine's speed drifts within a run); then Optuna's two loops do the same. The table gives
+the median of the rates, and of the per-round ratios of Rung to the floor.
 
     python -m benchmarks.throughput [--smoke] [--workers 1,8,32] [--seconds 4] [--rounds 12]
                                     [--warmup 3]
@@ -234,49 +234,63 @@ class SideBySide:
         return statistics.median(self.ratios(side, other))
 
 
-SIDES = ("rung", "floor", "optuna loop", "optuna ask-tell")
+def take_turns(
+    measures: dict[str, Callable[[float], tuple[float, Latencies]]],
+    seconds: float,
+    rounds: int,
+    warmup: float,
+) -> tuple[dict[str, list[float]], dict[str, Latencies]]:
+    """Warm each side up for `warmup` seconds (not measured: connections, prepared
+    statements, caches), then let them take turns, `rounds` times, `seconds` each, the
+    order rotating so that each goes first as often. Short turns put all under the same
+    machine: its speed drifts by tens of per cent within a minute."""
+    for measure in measures.values() if warmup > 0 else ():
+        measure(warmup)
+    sides = list(measures)
+    rates: dict[str, list[float]] = {side: [] for side in sides}
+    latencies = {side: Latencies() for side in sides}
+    for i in range(rounds):
+        for side in sides[i % len(sides) :] + sides[: i % len(sides)]:
+            rate, lat = measures[side](seconds)
+            rates[side].append(rate)
+            latencies[side].extend(lat)
+    return rates, latencies
 
 
 def side_by_side(kind: str, workers: int, seconds: float, rounds: int, warmup: float) -> SideBySide:
-    """Rung, the floor and Optuna's two loops run side by side, each on its own database of
-    `kind`, and are warmed up for `warmup` seconds (not measured: connections, prepared
-    statements, caches, Optuna's imports); then they take turns, `rounds` times, `seconds`
-    each, the order rotating so that each goes first as often. Short turns put all under
-    the same machine: its speed drifts by tens of per cent within a minute."""
+    """Rung and the floor take turns, each on its own database of `kind`; then Optuna's two
+    loops take turns the same way (as many rounds, as long), once the servers are gone:
+    with them, 2 × W Optuna processes' connections exceed PostgreSQL's 100."""
     command = [sys.executable, "benchmarks/floor_app.py"]
-    with contextlib.ExitStack() as stack:
-        rung_url, floor_url, loop_url, pure_url = (
-            stack.enter_context(database(kind)) for _ in range(4)
+    with (
+        database(kind) as rung_url,
+        rung_server(rung_url) as rung,
+        database(kind) as floor_url,
+        serve(command, {"FLOOR_DATABASE_URL": floor_url}) as floor,
+    ):
+        rates, latencies = take_turns(
+            {
+                "rung": lambda t: asyncio.run(measure_rung(rung.url, workers, t)),
+                "floor": lambda t: asyncio.run(measure_floor(floor.url, workers, t)),
+            },
+            seconds,
+            rounds,
+            warmup,
         )
-        rung = stack.enter_context(rung_server(rung_url))
-        floor = stack.enter_context(serve(command, {"FLOOR_DATABASE_URL": floor_url}))
+    with contextlib.ExitStack() as stack:
         optuna = {
-            "optuna loop": OptunaSide(loop_url, workers, "loop"),
-            "optuna ask-tell": OptunaSide(pure_url, workers, "ask-tell"),
+            f"optuna {loop}": OptunaSide(stack.enter_context(database(kind)), workers, loop)
+            for loop in OPTUNA_LOOPS
         }
         for side in optuna.values():
             stack.callback(side.close)
-        measures: dict[str, Callable[[float], tuple[float, Latencies]]] = {
-            "rung": lambda t: asyncio.run(measure_rung(rung.url, workers, t)),
-            "floor": lambda t: asyncio.run(measure_floor(floor.url, workers, t)),
-            "optuna loop": lambda t: optuna["optuna loop"].measure(t, lead=10 + 0.3 * workers),
-            "optuna ask-tell": lambda t: optuna["optuna ask-tell"].measure(
-                t, lead=10 + 0.3 * workers
-            ),
-        }
-        for measure in measures.values():  # Optuna's first turn waits for its imports
-            measure(warmup)
-        measures["optuna loop"] = optuna["optuna loop"].measure
-        measures["optuna ask-tell"] = optuna["optuna ask-tell"].measure
-        rates: dict[str, list[float]] = {side: [] for side in SIDES}
-        latencies = {side: Latencies() for side in SIDES}
-        for i in range(rounds):
-            for side in SIDES[i % len(SIDES) :] + SIDES[: i % len(SIDES)]:
-                rate, lat = measures[side](seconds)
-                rates[side].append(rate)
-                latencies[side].extend(lat)
-        errors = {side: optuna[side].errors for side in optuna}
-    return SideBySide(rates, latencies, errors)
+        for side in optuna.values():  # its processes import Optuna and connect first
+            side.measure(warmup, lead=10 + 0.3 * workers)
+        more_rates, more_latencies = take_turns(
+            {name: side.measure for name, side in optuna.items()}, seconds, rounds, 0.0
+        )
+        errors = {name: side.errors for name, side in optuna.items()}
+    return SideBySide({**rates, **more_rates}, {**latencies, **more_latencies}, errors)
 
 
 def main() -> None:
@@ -307,8 +321,8 @@ def main() -> None:
                     f"({', '.join(f'{r:.2f}' for r in cell.ratios('rung', 'floor'))})",
                     cell.rate("optuna loop"),
                     cell.rate("optuna ask-tell"),
-                    f"{cell.ratio('rung', 'optuna loop'):.1f}",
-                    f"{cell.ratio('rung', 'optuna ask-tell'):.1f}",
+                    f"{cell.rate('rung') / cell.rate('optuna loop'):.1f}",
+                    f"{cell.rate('rung') / cell.rate('optuna ask-tell'):.1f}",
                     lat["rung"].p50("ask"),
                     lat["rung"].p99("ask"),
                     lat["floor"].p50("ask"),
