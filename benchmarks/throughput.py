@@ -6,7 +6,8 @@ HyperbandPruner; ask, 3 suggests, report, should_prune, tell) and the storage al
 with the 3 distributions, tell; no pruner). All on the same database server, each on its
 own database. Rung and the floor run side by side, are warmed up for `--warmup` seconds,
 then take turns of `--seconds`, `--rounds` times each, who goes first alternating (the
-machine's speed drifts within a run); then Optuna's two loops do the same. The table gives
+machine's speed drifts within a run); then each of Optuna's two loops runs as many turns
+as long (alone: its processes' connections do not fit beside the servers'). The table gives
 the median of the rates, and of the per-round ratios of Rung to the floor.
 
     python -m benchmarks.throughput [--smoke] [--workers 1,8,32] [--seconds 4] [--rounds 12]
@@ -16,7 +17,6 @@ the median of the rates, and of the per-round ratios of Rung to the floor.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import multiprocessing as mp
 import random
@@ -258,9 +258,10 @@ def take_turns(
 
 
 def side_by_side(kind: str, workers: int, seconds: float, rounds: int, warmup: float) -> SideBySide:
-    """Rung and the floor take turns, each on its own database of `kind`; then Optuna's two
-    loops take turns the same way (as many rounds, as long), once the servers are gone:
-    with them, 2 × W Optuna processes' connections exceed PostgreSQL's 100."""
+    """Rung and the floor take turns, each on its own database of `kind`; then each of
+    Optuna's two loops runs as many turns, as long, once the servers are gone: W Optuna
+    processes hold about 2 W connections, and beside the servers' pools they exceed
+    PostgreSQL's 100 at W=32."""
     command = [sys.executable, "benchmarks/floor_app.py"]
     with (
         database(kind) as rung_url,
@@ -277,20 +278,20 @@ def side_by_side(kind: str, workers: int, seconds: float, rounds: int, warmup: f
             rounds,
             warmup,
         )
-    with contextlib.ExitStack() as stack:
-        optuna = {
-            f"optuna {loop}": OptunaSide(stack.enter_context(database(kind)), workers, loop)
-            for loop in OPTUNA_LOOPS
-        }
-        for side in optuna.values():
-            stack.callback(side.close)
-        for side in optuna.values():  # its processes import Optuna and connect first
-            side.measure(warmup, lead=10 + 0.3 * workers)
-        more_rates, more_latencies = take_turns(
-            {name: side.measure for name, side in optuna.items()}, seconds, rounds, 0.0
-        )
-        errors = {name: side.errors for name, side in optuna.items()}
-    return SideBySide({**rates, **more_rates}, {**latencies, **more_latencies}, errors)
+    errors = {}
+    for loop in OPTUNA_LOOPS:  # one at a time: W processes hold about 2 W connections
+        name = f"optuna {loop}"
+        with database(kind) as url:
+            side = OptunaSide(url, workers, loop)
+            try:
+                side.measure(warmup, lead=10 + 0.3 * workers)  # it imports and connects first
+                more_rates, more_latencies = take_turns({name: side.measure}, seconds, rounds, 0)
+            finally:
+                side.close()
+        rates.update(more_rates)
+        latencies.update(more_latencies)
+        errors[name] = side.errors
+    return SideBySide(rates, latencies, errors)
 
 
 def main() -> None:
