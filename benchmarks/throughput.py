@@ -244,8 +244,9 @@ def take_turns(
     statements, caches), then let them take turns, `rounds` times, `seconds` each, the
     order rotating so that each goes first as often. Short turns put all under the same
     machine: its speed drifts by tens of per cent within a minute."""
-    for measure in measures.values() if warmup > 0 else ():
-        measure(warmup)
+    if warmup > 0:
+        for measure in measures.values():
+            measure(warmup)
     sides = list(measures)
     rates: dict[str, list[float]] = {side: [] for side in sides}
     latencies = {side: Latencies() for side in sides}

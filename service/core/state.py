@@ -54,7 +54,7 @@ class BracketState:
     def is_complete(self) -> bool:
         """Every round has all its trials created. Keras Tuner's rule is "the last round
         has": the same under its promotions, which fill a round only once the one before
-        is complete; the async scheduler can fill the last round first."""
+        is complete. (An async bracket closes on its own rule, `hyperband.decide`.)"""
         return all(c >= s for c, s in zip(self.created, self.sizes, strict=True))
 
 
