@@ -10,8 +10,11 @@ machine's speed drifts within a run); then each of Optuna's two loops runs as ma
 as long (alone: its processes' connections do not fit beside the servers'). The table gives
 the median of the rates, and of the per-round ratios of Rung to the floor.
 
-    python -m benchmarks.throughput [--smoke] [--workers 1,8,32] [--seconds 4] [--rounds 12]
-                                    [--warmup 3]
+    python -m benchmarks.throughput [--smoke] [--workers 1,8,32] [--studies 1] [--seconds 4]
+                                    [--rounds 12] [--warmup 3]
+
+With `--studies 8 --workers 32`, Rung's 32 workers are 8 studies' 4 workers each (as are
+Optuna's), against the floor with the same 32 workers.
 """
 
 from __future__ import annotations
@@ -59,14 +62,26 @@ STUDY = {
 }
 
 
-async def measure_rung(url: str, workers: int, seconds: float) -> tuple[float, Latencies]:
+def study_name(index: int) -> str:
+    """The name of the benchmark's `index`th study: the first is the one growth.py loads."""
+    return STUDY["name"] if index == 0 else f"{STUDY['name']}-{index}"
+
+
+async def measure_rung(
+    url: str, workers: int, seconds: float, studies: int = 1
+) -> tuple[float, Latencies]:
+    """Pairs/s of `workers` workers, worker i on study i % `studies`."""
     limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
         # Creating is idempotent: a study loaded beforehand (benchmarks/growth.py) is reused.
-        study = (await http.post("/v1/studies", json=STUDY)).json()["id"]
+        ids = [
+            (await http.post("/v1/studies", json={**STUDY, "name": study_name(i)})).json()["id"]
+            for i in range(studies)
+        ]
 
         async def loop(worker: int, deadline: float, lat: Latencies) -> int:
             rng, done, name = random.Random(worker), 0, f"w{worker}"
+            study = ids[worker % studies]
             while time.perf_counter() < deadline:
                 t0 = time.perf_counter()
                 answer = (
@@ -119,9 +134,11 @@ OPTUNA_LOOPS = {
 }
 
 
-def _optuna_worker(url: str, loop: str, commands: mp.Queue, results: mp.Queue) -> None:
-    """One Optuna worker process: on each command (start time, seconds), run `loop` for
-    that long and put (trials, errors, ask latencies, tell latencies)."""
+def _optuna_worker(
+    url: str, loop: str, study_name: str, commands: mp.Queue, results: mp.Queue
+) -> None:
+    """One Optuna worker process on `study_name`: on each command (start time, seconds), run
+    `loop` for that long and put (trials, errors, ask latencies, tell latencies)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -132,7 +149,7 @@ def _optuna_worker(url: str, loop: str, commands: mp.Queue, results: mp.Queue) -
         else optuna.pruners.NopPruner()
     )
     study = optuna.load_study(
-        study_name="throughput",
+        study_name=study_name,
         storage=storage,
         sampler=optuna.samplers.RandomSampler(),
         pruner=pruner,
@@ -174,20 +191,24 @@ def _optuna_worker(url: str, loop: str, commands: mp.Queue, results: mp.Queue) -
 
 
 class OptunaSide:
-    """W Optuna worker processes on one study, kept alive for the whole cell so that they
-    take turns with Rung and the floor, as those do with each other."""
+    """W Optuna worker processes, worker i on study i % `studies`, kept alive for the whole
+    cell so that they take turns, as Rung and the floor do with each other."""
 
-    def __init__(self, url: str, workers: int, loop: str) -> None:
+    def __init__(self, url: str, workers: int, loop: str, studies: int = 1) -> None:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        optuna.create_study(study_name="throughput", storage=url)
+        for i in range(studies):
+            optuna.create_study(study_name=study_name(i), storage=url)
         context = mp.get_context("spawn")
         self.results: mp.Queue = context.Queue()
         self.commands: list[mp.Queue] = [context.Queue() for _ in range(workers)]
         self.processes = [
-            context.Process(target=_optuna_worker, args=(url, loop, queue, self.results))
-            for queue in self.commands
+            context.Process(
+                target=_optuna_worker,
+                args=(url, loop, study_name(i % studies), queue, self.results),
+            )
+            for i, queue in enumerate(self.commands)
         ]
         for process in self.processes:
             process.start()
@@ -258,8 +279,11 @@ def take_turns(
     return rates, latencies
 
 
-def side_by_side(kind: str, workers: int, seconds: float, rounds: int, warmup: float) -> SideBySide:
-    """Rung and the floor take turns, each on its own database of `kind`; then each of
+def side_by_side(
+    kind: str, workers: int, studies: int, seconds: float, rounds: int, warmup: float
+) -> SideBySide:
+    """Rung and the floor take turns, each on its own database of `kind`, Rung's workers
+    spread over `studies` studies (the floor has none: one row per ask); then each of
     Optuna's two loops runs as many turns, as long, once the servers are gone: W Optuna
     processes hold about 2 W connections, and beside the servers' pools they exceed
     PostgreSQL's 100 at W=32."""
@@ -272,7 +296,7 @@ def side_by_side(kind: str, workers: int, seconds: float, rounds: int, warmup: f
     ):
         rates, latencies = take_turns(
             {
-                "rung": lambda t: asyncio.run(measure_rung(rung.url, workers, t)),
+                "rung": lambda t: asyncio.run(measure_rung(rung.url, workers, t, studies)),
                 "floor": lambda t: asyncio.run(measure_floor(floor.url, workers, t)),
             },
             seconds,
@@ -283,7 +307,7 @@ def side_by_side(kind: str, workers: int, seconds: float, rounds: int, warmup: f
     for loop in OPTUNA_LOOPS:  # one at a time: W processes hold about 2 W connections
         name = f"optuna {loop}"
         with database(kind) as url:
-            side = OptunaSide(url, workers, loop)
+            side = OptunaSide(url, workers, loop, studies)
             try:
                 side.measure(warmup, lead=10 + 0.3 * workers)  # it imports and connects first
                 more_rates, more_latencies = take_turns({name: side.measure}, seconds, rounds, 0)
@@ -298,6 +322,9 @@ def side_by_side(kind: str, workers: int, seconds: float, rounds: int, warmup: f
 def main() -> None:
     p = parser(__doc__ or "")
     p.add_argument("--workers", default="1,8,32")
+    p.add_argument(
+        "--studies", type=int, default=1, help="Rung's and Optuna's workers spread over this many"
+    )
     p.add_argument("--seconds", type=float, default=4.0)
     p.add_argument("--rounds", type=int, default=12)
     p.add_argument(
@@ -311,12 +338,13 @@ def main() -> None:
     rows = []
     for kind in args.databases.split(","):
         for w in workers:
-            cell = side_by_side(kind, w, seconds, rounds, warmup)
+            cell = side_by_side(kind, w, args.studies, seconds, rounds, warmup)
             lat = cell.latencies
             rows.append(
                 [
                     kind,
                     w,
+                    args.studies,
                     cell.rate("rung"),
                     cell.rate("floor"),
                     f"{cell.ratio('rung', 'floor'):.2f} "
@@ -343,6 +371,7 @@ def main() -> None:
             [
                 "db",
                 "W",
+                "studies",
                 "Rung pairs/s",
                 "floor pairs/s",
                 "Rung/floor (each round)",

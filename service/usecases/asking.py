@@ -59,6 +59,7 @@ class SqlStudyView:
         self.brackets: dict[int, BracketRow] = {b.id: b for b in brackets}
         self.collided: set[str] = set()
         self.history = history
+        self.promotable: dict[int, TrialRow] = {}  # the trials it found promotable, by id
 
     @property
     def state(self) -> StudyState:
@@ -103,15 +104,23 @@ class SqlStudyView:
         return repo.has_running(self.session, self.study.id)
 
     def best_promotable(self, bracket: int, round: int) -> TrialRef | None:
-        trial = repo.best_promotable(self.session, bracket, round)  # held by the session
+        trial = self._best_promotable(bracket, round)
         return None if trial is None else TrialRef(trial.id)
 
     def promotable_in_top(self, bracket: int, round: int, top: int) -> TrialRef | None:
-        trial = repo.best_promotable(self.session, bracket, round)
+        trial = self._best_promotable(bracket, round)
         if trial is None:
             return None
         ahead = repo.promoted_ahead(self.session, bracket, round, trial, limit=top)
         return TrialRef(trial.id) if ahead < top else None
+
+    def _best_promotable(self, bracket: int, round: int) -> TrialRow | None:
+        """Kept for the promotion that may follow: it has what a promotion copies, and
+        looking it up again by id (`Session.get`) would load the rest of the row."""
+        trial = repo.best_promotable(self.session, bracket, round)
+        if trial is not None:
+            self.promotable[trial.id] = trial
+        return trial
 
 
 def ask(ctx: Context, study_id: int, worker_id: str) -> AskResult[Trial]:
@@ -210,7 +219,7 @@ def _apply(
         return AskResult("run", trial)
     if isinstance(decision, d.Promote):
         bracket = view.brackets[decision.bracket]
-        parent = repo.get_trial_by_id(session, decision.parent)  # read by the view
+        parent = view.promotable[decision.parent]
         child = _insert(session, view, decision, bracket, parent, worker_id, now, lease)
         assert child is not None
         return AskResult("run", child)

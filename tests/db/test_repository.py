@@ -5,10 +5,14 @@ import pytest
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm.decl_base import _declarative_constructor
 
+from rung.schemas import StudyCreate, TellRequest
 from service.db import repository as repo
 from service.db.changes import change
 from service.db.models import BracketRow, StudyRow, TrialRow
 from service.db.transactions import Database
+from service.usecases import asking, trials
+from service.usecases.context import Context
+from service.usecases.studies import create_study
 
 from .test_constraints import seed_rows
 
@@ -167,3 +171,33 @@ def test_a_plain_assignment_to_a_hot_row_is_refused_and_flush_writes_the_queue(d
         assert s.connection().scalar(select(StudyRow.trial_count)) == 3
     with db.read() as s:
         assert s.scalars(select(StudyRow.trial_count)).one() == 3
+
+
+def test_a_promotion_reads_its_parent_once(db):
+    """An ask that promotes reads the parent with the round's best promotable trial and
+    copies it from there: the parent is not read again (the ORM's look-up by id would load
+    the rest of its row, one more statement in the study's critical section)."""
+    ctx = Context(db=db)
+    body = StudyCreate(
+        name="promotion-statements",
+        hyperparameters=[{"type": "float", "name": "x", "min_value": 0, "max_value": 1}],
+        objective={"name": "loss", "direction": "min"},
+        max_epochs=3,
+        factor=3,
+        hyperband_iterations=1,
+        seed=1,
+    )
+    study_id = int(create_study(ctx, body)[0].id)
+    statements: list[str] = []
+    event.listen(db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    while True:
+        statements.clear()
+        answer = asking.ask(ctx, study_id, "w")
+        assert answer.status == "run" and answer.trial is not None
+        if answer.trial.parent_trial_id is not None:
+            break
+        metrics = {"loss": answer.trial.hyperparameters["x"]}
+        tell = TellRequest(worker_id="w", metrics=metrics)
+        trials.tell(ctx, study_id, int(answer.trial.id), tell)
+    reads_of_trials = [s for s in statements if s.lstrip().startswith("SELECT") and "trials" in s]
+    assert len(reads_of_trials) == 2, statements  # the worker's held trial, the best promotable
