@@ -1,13 +1,15 @@
-"""Ask and tell cost as the study grows: 1k, 10k and 100k trials already in it (loaded in
-bulk from a real Hyperband run of the core), against a real `rung serve`; the server's peak
-memory in the largest run; Optuna's RDB storage at the largest sizes it reaches in the time.
+"""Ask and tell cost as the study grows: 1k, 10k, 100k and 1M trials already in it (loaded
+in bulk from a real Hyperband run of the core), against a real `rung serve`; the server's
+peak memory at each size; Optuna's RDB storage at the largest sizes it reaches in the time.
 
-    python -m benchmarks.growth [--smoke] [--sizes 1000,10000,100000] [--seconds 6] [--rounds 3]
+    python -m benchmarks.growth [--smoke] [--sizes 1000,10000,100000,1000000] [--seconds 6]
+                                [--rounds 3]
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import statistics
 import sys
@@ -21,6 +23,7 @@ from benchmarks.common import database, parser, rung_server, table
 from benchmarks.core_decision import study_with_history
 from benchmarks.throughput import STUDY, measure_rung
 from rung.schemas import StudyCreate
+from service.core.memory import MemoryStudy
 from service.db import migrate
 from service.db.models import BracketRow, StudyRow, TrialRow
 from service.db.transactions import Database
@@ -32,7 +35,7 @@ def bulk_load(url: str, trials: int) -> None:
     """A study named like the throughput one, with `trials` completed trials, brackets and
     sampler state exactly as a real run leaves them."""
     migrate.upgrade(url)
-    memory = study_with_history(trials)
+    memory = _history(trials)
     db = Database(url, pool_size=2)
     ctx = Context(db=db)
     study_id = int(studies.create_study(ctx, StudyCreate(**STUDY))[0].id)
@@ -107,6 +110,12 @@ def bulk_load(url: str, trials: int) -> None:
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("ANALYZE"))
     db.dispose()
+
+
+@functools.cache
+def _history(trials: int) -> MemoryStudy:
+    """The core's run of `trials` trials, made once per size (1M take about a minute)."""
+    return study_with_history(trials)
 
 
 def optuna_rate(url: str, trials: int, seconds: float) -> float:
@@ -190,7 +199,7 @@ def _slowdown(first: list[float], these: list[float]) -> str:
 
 def main() -> None:
     p = parser(__doc__ or "")
-    p.add_argument("--sizes", default="1000,10000,100000")
+    p.add_argument("--sizes", default="1000,10000,100000,1000000")
     p.add_argument("--optuna-sizes", default="1000,10000")
     p.add_argument("--seconds", type=float, default=6.0)
     p.add_argument("--rounds", type=int, default=3)

@@ -199,7 +199,8 @@ class _Numerical(HyperParameter):
             return lo * math.pow(max_value / lo, prob)
         return max_value + lo - lo * math.pow(max_value / lo, 1 - prob)
 
-    def _n_values(self) -> int:
+    def n_values(self) -> int:
+        """How many values a range with a `step` has (its grid, from min_value)."""
         assert self.step is not None
         if self.sampling == "linear":
             return int((self.max_value - self.min_value) // self.step + 1)
@@ -215,7 +216,7 @@ class _Numerical(HyperParameter):
         return hi + lo - lo * math.pow(self.step, index)
 
     def _sample_with_step(self, prob: float) -> float:
-        return self._value_at(_prob_to_index(prob, self._n_values()))
+        return self._value_at(_prob_to_index(prob, self.n_values()))
 
     def contains(self, value: object) -> bool:
         return _is_number(value) and self.min_value <= value <= self.max_value  # type: ignore[operator]
