@@ -238,32 +238,6 @@ def test_bohb_models_the_largest_budget_with_enough_results():
     assert history.seen == 28
 
 
-def test_bohb_fits_the_same_model_from_a_history_read_in_steps():
-    """The history keeps its results as arrays between fits and converts only the new ones:
-    read in steps, with a fit after each, it models what a history read at once does."""
-    space = SearchSpace((Float("a", 0, 1), Choice("c", ("x", "y", "z"))))
-    rng = random.Random(3)
-    results = [
-        _Result(rng.choice((1, 3)), {"a": rng.random(), "c": rng.choice("xyz")}, rng.random())
-        for _ in range(90)
-    ]
-    dims = bohb.dimensions(space)
-    stepwise = bohb.History()
-    for start in range(0, 90, 7):
-        bohb.read_results(stepwise, space, results[start : start + 7])
-        bohb.fit(stepwise, dims, np.random.default_rng(0))
-    at_once = bohb.History()
-    bohb.read_results(at_once, space, results)
-    for history in (stepwise, at_once):
-        points, losses = history.arrays(3)
-        assert points.shape == (len(history.losses[3]), 2) and list(losses) == history.losses[3]
-    one = bohb.fit(stepwise, dims, np.random.default_rng(0))
-    other = bohb.fit(at_once, dims, np.random.default_rng(0))
-    assert one is not None and other is not None and one.budget == other.budget == 3
-    for a, b in ((one.good, other.good), (one.bad, other.bad)):
-        assert np.array_equal(a.data, b.data) and np.array_equal(a.bandwidth, b.bandwidth)
-
-
 def test_bohb_counts_a_failed_trial_as_the_worst_result():
     space = SearchSpace((Float("a", 0, 1),))
     history = bohb.History()
