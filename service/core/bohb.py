@@ -171,9 +171,9 @@ class Density:
             norm = np.prod(math.sqrt(2 * math.pi) * bw)
             kernels *= np.exp(-0.5 * np.einsum("mnd,mnd->mn", z, z)) / norm
         if not numeric.all():
-            bw, levels = self.bandwidth[~numeric], self.levels[~numeric]
+            bw, count = self.bandwidth[~numeric], self.levels[~numeric]
             same = points[:, None, ~numeric] == self.data[None, :, ~numeric]
-            kernels *= np.prod(np.where(same, 1 - bw, bw / np.maximum(levels - 1, 1)), axis=2)
+            kernels *= np.prod(np.where(same, 1 - bw, bw / np.maximum(count - 1, 1)), axis=2)
         return kernels.mean(axis=1)
 
 
