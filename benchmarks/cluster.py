@@ -3,8 +3,8 @@ by a sleep proportional to the epochs it trains (a few 5x stragglers), on a synt
 learning-curve objective. Reports worker utilisation (busy time / (W x wall time)), the wall
 time of one Hyperband iteration against the ideal, and the best score. The ideal counts the
 work actually done, stragglers' extra time included: the larger of (all trials' training
-time) / W and the longest trial.
-This is the baseline the next scheduler will be measured against.
+time) / W and the longest trial. The study runs Rung's default scheduler (Keras Tuner's);
+the asynchronous one is measured in benchmarks/search_efficiency.py (`--iterations`).
 
     python -m benchmarks.cluster [--smoke] [--workers 4,16,64] [--epoch-seconds 0.1]
 """

@@ -336,6 +336,9 @@ BENCHMARKS: dict[str, Callable[[], Benchmark]] = {
 }
 
 
+Results = dict[tuple[str, int, str], list[Run]]
+
+
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--clock", choices=("sim", "server", "real"), default="sim")
@@ -355,7 +358,7 @@ def main() -> None:
     benches = [with_target(BENCHMARKS[name]()) for name in args.benchmarks.split(",")]
     methods = args.methods.split(",")
     workers = [int(w) for w in args.workers.split(",")]
-    results: dict[tuple[str, int, str], list[Run]] = {}
+    results: Results = {}
     started = time.monotonic()
     finite = args.iterations is not None
 
@@ -395,9 +398,6 @@ def main() -> None:
         ))  # fmt: skip
     if args.plot:
         plot(benches, workers, methods, results, args.cap, args.plot)
-
-
-Results = dict[tuple[str, int, str], list[Run]]
 
 
 def report(

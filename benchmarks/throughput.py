@@ -222,8 +222,7 @@ class OptunaSide:
         for _ in self.processes:
             n, errors, asks, tells = self.results.get(timeout=seconds + lead + 300)
             done, self.errors = done + n, self.errors + errors
-            latencies.samples.setdefault("ask", []).extend(asks)
-            latencies.samples.setdefault("tell", []).extend(tells)
+            latencies.extend(Latencies({"ask": asks, "tell": tells}))
         return done / seconds, latencies
 
     def close(self) -> None:
