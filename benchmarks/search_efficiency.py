@@ -435,23 +435,30 @@ def report(
 def report_budget(
     benches: list[Benchmark], workers: list[int], methods: list[str], results: Results
 ) -> None:
-    """A finite budget: how long the whole study takes, how busy the workers were, and how
-    good its best trial is."""
+    """A finite budget: how long the whole study takes (and against Hyperband's: the median
+    of the per-seed ratios of its wall time to this one's), how busy the workers were, and
+    how good its best trial is."""
     rows = []
     for bench in benches:
         for w in workers:
+            base = results.get((bench.name, w, "hyperband"))
             for method in methods:
                 runs = results[(bench.name, w, method)]
                 q = quartiles([r.wall for r in runs])
+                shorter = "–"
+                if base is not None:
+                    ratios = [b.wall / r.wall for b, r in zip(base, runs, strict=True)]
+                    shorter = f"{statistics.median(ratios):.2f}×"
                 rows.append([
-                    bench.name, w, method, f"{q[1]:.0f}", f"{q[0]:.0f}–{q[2]:.0f}",
+                    bench.name, w, method, f"{q[1]:.0f}", f"{q[0]:.0f}–{q[2]:.0f}", shorter,
                     f"{statistics.median(r.utilisation for r in runs):.2f}",
                     f"{statistics.median(r.best for r in runs):.4f}",
                     f"{sum(r.hit is not None for r in runs)}/{len(runs)}",
                     f"{statistics.median(r.trials for r in runs):.0f}",
                 ])  # fmt: skip
     header = ["benchmark", "workers", "method", "study wall time (median)", "quartiles",
-              "utilisation", "best loss (median)", "reached target", "trials"]  # fmt: skip
+              "Hyperband's / this", "utilisation", "best loss (median)", "reached target",
+              "trials"]  # fmt: skip
     print(table(header, rows))
 
 

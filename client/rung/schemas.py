@@ -148,7 +148,8 @@ class StudyOptions(_Model):
         "hyperband",
         description='"hyperband": Keras Tuner\'s (promote once it is safe); "async": '
         "asynchronous successive halving (promote a trial as soon as it is in the top "
-        "1/factor of its round)",
+        "1/factor of its round; with a finite hyperband_iterations, each iteration opens "
+        "its brackets longest trials first)",
     )
     sampler: Literal["random", "bohb"] = Field(
         "random",

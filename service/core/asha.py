@@ -5,9 +5,12 @@ With `"scheduler": "async"` a trial is promoted as soon as it ranks in the top
 the promotion safe (more completed than the next round will drop). The brackets, their
 epoch ladders, warm starts, leases, retries and failure rules stay Keras Tuner's, and so
 does the order of the work: the oldest open bracket first, its new configurations before
-its promotions. Within a bracket the highest rung comes first (the most epochs): the
-longest trials start first, so that the last rounds of a finite study do not wait on a
-long trial started late.
+its promotions. The longest trials start first, so that the last rounds of a finite study
+do not wait on a long trial started late: within a bracket the highest rung comes first
+(the most epochs), and with a finite `hyperband_iterations` each iteration opens its
+brackets from bracket 0 (every trial trains max_epochs) to the most aggressive
+(`StudyConfig.longest_first`). Without end there is no last round to wait for, and Keras
+Tuner's order, whose first bracket gives results soonest, is kept.
 
 As in ASHA, a round is not capped at its planned size: a trial that ranks in the top
 ⌊n/factor⌋ once more results are in is promoted even if earlier, luckier trials filled the

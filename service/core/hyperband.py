@@ -105,10 +105,11 @@ def decide(config: StudyConfig, view: StudyView) -> Decision:
         if bracket.active == 0 or (config.scheduler == "hyperband" and bracket.is_complete()):
             closed.append(bracket.key)
 
+    order = {"longest_first": config.longest_first}
     following = (
-        (0, schedule.first_bracket())
+        (0, schedule.first_bracket(**order))
         if state.last_opened is None
-        else schedule.next_bracket(*state.last_opened)
+        else schedule.next_bracket(*state.last_opened, **order)
     )
     if following is not None:
         drawn = sample()

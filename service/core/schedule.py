@@ -1,7 +1,8 @@
 """Keras Tuner's Hyperband schedule: brackets, rounds, trial counts and epoch budgets.
 
 Brackets are numbered `num_brackets - 1 … 0` and run in that order (most aggressive
-first); bracket `b` has `b + 1` rounds. The formulas are Keras Tuner 1.4.8's, computed in
+first; the async scheduler under a finite budget opens them the other way round, longest
+trials first); bracket `b` has `b + 1` rounds. The formulas are Keras Tuner 1.4.8's, computed in
 the same floating-point order so that every size matches it exactly.
 """
 
@@ -57,16 +58,21 @@ class Schedule:
     def sizes(self, bracket: int) -> tuple[int, ...]:
         return tuple(self.size(bracket, r) for r in range(bracket + 1))
 
-    def first_bracket(self) -> int:
-        return self.num_brackets - 1
+    def first_bracket(self, *, longest_first: bool = False) -> int:
+        return 0 if longest_first else self.num_brackets - 1
 
-    def next_bracket(self, iteration: int, bracket: int) -> tuple[int, int] | None:
-        """The bracket opened after (iteration, bracket), or None after the last one."""
-        if bracket > 0:
-            return iteration, bracket - 1
+    def next_bracket(
+        self, iteration: int, bracket: int, *, longest_first: bool = False
+    ) -> tuple[int, int] | None:
+        """The bracket opened after (iteration, bracket), or None after the last one.
+        `longest_first`: each iteration opens its brackets from bracket 0 (every trial
+        trains max_epochs) to the most aggressive, instead of Keras Tuner's order."""
+        step = 1 if longest_first else -1
+        if 0 <= bracket + step < self.num_brackets:
+            return iteration, bracket + step
         if self.hyperband_iterations is not None and iteration + 1 >= self.hyperband_iterations:
             return None
-        return iteration + 1, self.first_bracket()
+        return iteration + 1, self.first_bracket(longest_first=longest_first)
 
     def trials_per_iteration(self) -> int:
         return sum(sum(self.sizes(b)) for b in range(self.num_brackets))

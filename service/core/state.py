@@ -33,6 +33,12 @@ class StudyConfig:
     scheduler: str = "hyperband"  # "hyperband" (Keras Tuner's) | "async" (asha.py)
     sampler: str = "random"  # "random" (Keras Tuner's) | "bohb" (bohb.py)
 
+    @property
+    def longest_first(self) -> bool:
+        """Whether each iteration opens its longest trials' bracket first: the async
+        scheduler's order under a finite budget (asha.py)."""
+        return self.scheduler == "async" and self.schedule.hyperband_iterations is not None
+
 
 @dataclass(frozen=True)
 class BracketState:

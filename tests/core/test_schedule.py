@@ -110,6 +110,17 @@ def test_iterations_and_bracket_order():
     assert unbounded.next_bracket(500, 0) == (501, 3)
 
 
+def test_longest_first_bracket_order():
+    schedule = Schedule(27, 3, hyperband_iterations=2)
+    order, here = [], (0, schedule.first_bracket(longest_first=True))
+    while here is not None:
+        order.append(here)
+        here = schedule.next_bracket(*here, longest_first=True)
+    assert order == [(0, 0), (0, 1), (0, 2), (0, 3), (1, 0), (1, 1), (1, 2), (1, 3)]
+    unbounded = Schedule(27, 3, hyperband_iterations=None)
+    assert unbounded.next_bracket(500, 3, longest_first=True) == (501, 0)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

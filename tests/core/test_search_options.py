@@ -82,6 +82,34 @@ def test_async_runs_keras_tuners_brackets_and_leaves_no_top_trial_behind(
             assert trial.values == parent.values and trial.round == parent.round + 1
 
 
+def test_async_with_a_finite_budget_opens_the_longest_trials_bracket_first():
+    """With a finite `hyperband_iterations`, each iteration of an async study opens bracket
+    0 (every trial trains max_epochs) first and the most aggressive last, so that a long
+    trial does not start at the end; without end, and with Keras Tuner's scheduler, the
+    order stays Keras Tuner's (the most aggressive first)."""
+
+    def opened(study):
+        order = []
+        for trial in study.trials:
+            if (trial.iteration, trial.bracket) not in order:
+                order.append((trial.iteration, trial.bracket))
+        return order
+
+    finite = make_study(9, 3, 2, scheduler="async")
+    simulate(finite, workers=4, rng=random.Random(1))
+    assert opened(finite) == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    assert finite.trials[0].epochs == 9
+    keras_tuner = make_study(9, 3, 2)
+    simulate(keras_tuner, workers=4, rng=random.Random(1))
+    assert opened(keras_tuner) == [(0, 2), (0, 1), (0, 0), (1, 2), (1, 1), (1, 0)]
+    unbounded = make_study(9, 3, None, scheduler="async")
+    assert [unbounded.ask(f"w{i}").bracket for i in range(12)] == [2] * 9 + [1] * 3
+
+
+# The promotion tests below run without end, where an async study keeps Keras Tuner's
+# order (the most aggressive bracket first).
+
+
 def run_round_zero(study, scores):
     """Hand out round 0's trials, then complete the first len(scores) of them."""
     handed = [study.ask(f"w{i}") for i in range(9)]
@@ -95,7 +123,7 @@ def test_async_promotes_the_top_third_as_soon_as_it_is_known():
     """R=9, factor 3: bracket 2 runs 9 trials for 1 epoch, then 3 for 3. Three of the nine
     done: the best of them is in the top ⌊3/3⌋ and async promotes it at once, where Keras
     Tuner waits until 7 are done (more than size(0) - size(1) = 6)."""
-    study = make_study(9, 3, scheduler="async", direction="max")
+    study = make_study(9, 3, None, scheduler="async", direction="max")
     handed = run_round_zero(study, [0.2, 0.9, 0.5])
     decision = decide(study.config, study)
     assert isinstance(decision, Promote)
@@ -111,7 +139,7 @@ def test_async_does_not_promote_a_trial_outside_the_top():
     """Six of nine done: ⌊6/3⌋ = 2. Once the two best are promoted, the third best is not
     in the top 2 and is not promoted; once the round completes, Keras Tuner's rule gives it
     the round's third place."""
-    study = make_study(9, 3, scheduler="async", direction="max")
+    study = make_study(9, 3, None, scheduler="async", direction="max")
     handed = run_round_zero(study, [0.9, 0.8, 0.7, 0.1, 0.2, 0.3])
     first, second = study.ask("a"), study.ask("b")
     assert (first.parent_id, second.parent_id) == (handed[0].number, handed[1].number)
@@ -126,7 +154,7 @@ def test_async_does_not_promote_a_trial_outside_the_top():
 def test_async_promotes_from_the_highest_rung_first():
     """With promotions possible into round 1 and round 2, the one with more epochs comes
     first: the longest trials start first."""
-    study = make_study(9, 3, scheduler="async", direction="max")
+    study = make_study(9, 3, None, scheduler="async", direction="max")
     handed = run_round_zero(study, [0.9, 0.8, 0.7])
     promoted = study.ask("p")  # round 1 from 0.9
     study.tell(promoted.number, score=0.95)
