@@ -400,6 +400,18 @@ def main() -> None:
         plot(benches, workers, methods, results, args.cap, args.plot)
 
 
+def time_to_target(run: Run) -> float:
+    return run.hit if run.hit is not None else math.inf
+
+
+def per_seed_ratios(base: list[Run], runs: list[Run], cost: Callable[[Run], float]) -> list[float]:
+    """For each seed, the base run's cost over this run's (above 1: this one is cheaper; 0
+    where this one never got there)."""
+    return [
+        cost(b) / cost(r) if cost(r) < math.inf else 0.0 for b, r in zip(base, runs, strict=True)
+    ]
+
+
 def report(
     benches: list[Benchmark], workers: list[int], methods: list[str], results: Results
 ) -> None:
@@ -410,11 +422,9 @@ def report(
             base = results.get((bench.name, w, "hyperband"))
             for method in methods:
                 runs = results[(bench.name, w, method)]
-                times = [r.hit if r.hit is not None else math.inf for r in runs]
+                times = [time_to_target(r) for r in runs]
                 if base is not None:
-                    for mine, theirs in zip(times, base, strict=True):
-                        ref = theirs.hit if theirs.hit is not None else math.inf
-                        speedups[method].append(ref / mine if mine < math.inf else 0.0)
+                    speedups[method] += per_seed_ratios(base, runs, time_to_target)
                 q = quartiles(times)
                 rows.append([
                     bench.name, w, method, f"{q[1]:.0f}", f"{q[0]:.0f}–{q[2]:.0f}",
@@ -447,7 +457,7 @@ def report_budget(
                 q = quartiles([r.wall for r in runs])
                 shorter = "–"
                 if base is not None:
-                    ratios = [b.wall / r.wall for b, r in zip(base, runs, strict=True)]
+                    ratios = per_seed_ratios(base, runs, lambda r: r.wall)
                     shorter = f"{statistics.median(ratios):.2f}×"
                 rows.append([
                     bench.name, w, method, f"{q[1]:.0f}", f"{q[0]:.0f}–{q[2]:.0f}", shorter,

@@ -105,11 +105,11 @@ def decide(config: StudyConfig, view: StudyView) -> Decision:
         if bracket.active == 0 or (config.scheduler == "hyperband" and bracket.is_complete()):
             closed.append(bracket.key)
 
-    order = {"longest_first": config.longest_first}
+    longest_first = config.longest_first
     following = (
-        (0, schedule.first_bracket(**order))
+        (0, schedule.first_bracket(longest_first=longest_first))
         if state.last_opened is None
-        else schedule.next_bracket(*state.last_opened, **order)
+        else schedule.next_bracket(*state.last_opened, longest_first=longest_first)
     )
     if following is not None:
         drawn = sample()

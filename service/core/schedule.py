@@ -2,8 +2,8 @@
 
 Brackets are numbered `num_brackets - 1 … 0` and run in that order (most aggressive
 first; the async scheduler under a finite budget opens them the other way round, longest
-trials first); bracket `b` has `b + 1` rounds. The formulas are Keras Tuner 1.4.8's, computed in
-the same floating-point order so that every size matches it exactly.
+trials first); bracket `b` has `b + 1` rounds. The formulas are Keras Tuner 1.4.8's,
+computed in the same floating-point order so that every size matches it exactly.
 """
 
 from __future__ import annotations
