@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, event, func, update
 from sqlalchemy.orm import Session, object_session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
+from . import cursor
 from .models import BracketRow, StudyRow, TrialRow
 from .rows import columns
 
@@ -84,7 +85,7 @@ def _write_rows(session: Session, rows: list[tuple[Any, tuple[str, ...]]]) -> No
         params[f"r{i}"] = row.id
         params.update({f"v{i}_{key}": getattr(row, key) for key in keys})
     signature = tuple((row.__tablename__, keys) for row, keys in rows)
-    session.connection().execute(_update_rows(signature), params)
+    cursor.execute(session.connection(), _update_rows(signature), params)
 
 
 @functools.cache

@@ -19,17 +19,23 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased, undefer_group
 from sqlalchemy.orm.attributes import set_committed_value
 
+from . import cursor
 from .changes import change, row_update, write_changes
 from .engine import PLAN_EACH_RUN
 from .models import BracketRow, CheckpointRow, StudyRow, TrialMetricRow, TrialRow
 from .rows import adopt, columns
 
 
-def _execute(session: Session, stmt: Any, params: dict[str, Any]) -> Any:
-    """Run a Core statement in the session's transaction, after the queued changes it must
-    see (the ORM's statements write them first through the session's hooks)."""
+def _execute(session: Session, stmt: Any, params: dict[str, Any]) -> Sequence[Any]:
+    """Run a hot Core statement in the session's transaction, on the connection's cursor
+    (`cursor.execute`), after the queued changes it must see (the ORM's statements write
+    them first through the session's hooks); its rows, as tuples."""
     write_changes(session)
-    return session.connection().execute(stmt, params)
+    return cursor.execute(session.connection(), stmt, params)
+
+
+def _first(rows: Sequence[Any]) -> Any:
+    return rows[0] if rows else None
 
 
 # -- studies ------------------------------------------------------------------------------
@@ -41,7 +47,7 @@ def lock_study(session: Session, study_id: int) -> StudyRow | None:
     transaction: work that shares it (group commit) gets the same row again."""
     locked: dict[int, StudyRow | None] = session.info.setdefault("locked_studies", {})
     if study_id not in locked:
-        row = _execute(session, _LOCK_STUDY, {"study_id": study_id}).one_or_none()
+        row = _first(_execute(session, _LOCK_STUDY, {"study_id": study_id}))
         locked[study_id] = None if row is None else adopt(session, StudyRow, _STUDY_KEYS, row)
     return locked[study_id]
 
@@ -62,7 +68,7 @@ def ask_rows(
     session: Session, study_id: int, worker_id: str
 ) -> tuple[TrialRow | None, list[BracketRow]]:
     """The trial `worker_id` is running in the study, and its open brackets (oldest first)."""
-    rows = _execute(session, _ASK_ROWS, {"study_id": study_id, "worker_id": worker_id}).all()
+    rows = _execute(session, _ASK_ROWS, {"study_id": study_id, "worker_id": worker_id})
     held_id = rows[0][0] if rows else None
     trial = session.get(TrialRow, held_id) if held_id is not None else None
     brackets = [adopt(session, BracketRow, _BRACKET_KEYS, row[1:]) for row in rows]
@@ -94,7 +100,7 @@ def trial_with_bracket(
     session: Session, study_id: int, number: int
 ) -> tuple[TrialRow, BracketRow] | None:
     params = {"study_id": study_id, "number": number}
-    found = _execute(session, _TRIAL_WITH_BRACKET, params).one_or_none()
+    found = _first(_execute(session, _TRIAL_WITH_BRACKET, params))
     if found is None:
         return None
     n = len(_TRIAL_KEYS)
@@ -208,9 +214,10 @@ def insert_trial(
             params.update({f"v{i}_{key}": value for key, value in values.items()})
         signature = tuple((row.__tablename__, tuple(values)) for row, values in on_insert)
     stmt = _insert_trial(dialect, tuple(fields), signature)
-    trial_id = _execute(session, stmt, params).scalar()
-    if trial_id is None:
+    inserted = _first(_execute(session, stmt, params))
+    if inserted is None:
         return None
+    trial_id = inserted[0]
     for row, values in on_insert:
         if together:  # already written
             for key, value in values.items():
@@ -295,7 +302,7 @@ _HAS_RUNNING = (
 def best_promotable(session: Session, bracket_id: int, round: int) -> TrialRow | None:
     """The best completed trial of a round not yet promoted; ties go to the earliest. Only
     what a promotion copies is read (the rest is filled in if read later in the session)."""
-    row = _execute(session, _BEST_PROMOTABLE, {"bracket_id": bracket_id, "round": round}).first()
+    row = _first(_execute(session, _BEST_PROMOTABLE, {"bracket_id": bracket_id, "round": round}))
     return None if row is None else adopt(session, TrialRow, _PROMOTED_KEYS, row)
 
 
@@ -325,7 +332,7 @@ def promoted_ahead(
         "number": trial.number,
         "limit": limit,
     }
-    return int(_execute(session, _PROMOTED_AHEAD, params).scalar_one())
+    return int(_execute(session, _PROMOTED_AHEAD, params)[0][0])
 
 
 _AHEAD = (

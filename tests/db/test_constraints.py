@@ -4,14 +4,6 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from service.db.models import BracketRow, StudyRow, TrialRow
-from service.db.transactions import Database
-
-
-@pytest.fixture
-def db(database_url):
-    database = Database(database_url, pool_size=2)
-    yield database
-    database.dispose()
 
 
 def seed_rows(db):

@@ -9,19 +9,11 @@ from rung.schemas import StudyCreate, TellRequest
 from service.db import repository as repo
 from service.db.changes import change
 from service.db.models import BracketRow, StudyRow, TrialRow
-from service.db.transactions import Database
 from service.usecases import asking, trials
 from service.usecases.context import Context
 from service.usecases.studies import create_study
 
 from .test_constraints import seed_rows
-
-
-@pytest.fixture
-def db(database_url):
-    database = Database(database_url, pool_size=2)
-    yield database
-    database.dispose()
 
 
 def fields(study_id, bracket_id, number, values_hash):
