@@ -12,7 +12,7 @@ type processors (JSON, timestamps, booleans on SQLite), the connection's
 `before_cursor_execute` listeners see it, and an error is raised as SQLAlchemy raises
 it (a `DBAPIError`, the connection invalidated when the database went away), so that
 retries and reconnects work as for every other statement. What is left out: the result
-object; `execute` returns the rows, as tuples.
+object (`execute` returns the rows, as tuples) and the engine's `echo` logging.
 """
 
 from __future__ import annotations
