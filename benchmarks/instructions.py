@@ -3,8 +3,10 @@ code and inputs whatever else the machine is doing, so a change of a few per cen
 seen here, where timings drift by ±30 %. A real `rung serve` and the floor
 (benchmarks/floor_app.py) each run under callgrind on the same database; one client loops
 ask -> tell; the server's counters are zeroed after a warm-up and dumped after the measured
-pairs (`callgrind_control`). One worker, so every request is a transaction of its own: this
-is the cost of one request alone, the server process only (not the database's).
+pairs (`callgrind_control`). Then one more worker's trial gets reports and heartbeats,
+counted the same way (the floor has neither). One worker, so every request is a
+transaction of its own: this is the cost of one request alone, the server process only
+(not the database's).
 
     python -m benchmarks.instructions [--smoke] [--pairs 60] [--databases postgresql,sqlite]
 """
@@ -32,8 +34,17 @@ def callgrind(out: Path) -> tuple[str, ...]:
     return ("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/callgrind.%p")
 
 
-def count(server: Process, out: Path, pair: Callable[[int], None], warmup: int, pairs: int) -> int:
-    """Instructions per request over `pairs` ask -> tell pairs, after `warmup` pairs."""
+def count(
+    server: Process,
+    out: Path,
+    pair: Callable[[int], None],
+    warmup: int,
+    pairs: int,
+    dump_number: int = 1,
+) -> int:
+    """Instructions per request over `pairs` pairs of requests (ask -> tell), after
+    `warmup` pairs; `dump_number`: how many times the server's counts have been dumped,
+    this one included."""
     for i in range(warmup):
         pair(i)
     pid = str(server.process.pid)
@@ -41,7 +52,7 @@ def count(server: Process, out: Path, pair: Callable[[int], None], warmup: int, 
     for i in range(pairs):
         pair(warmup + i)
     subprocess.run(["callgrind_control", "-d", pid], check=True, capture_output=True)
-    dump = out / f"callgrind.{pid}.1"  # the first dump asked for
+    dump = out / f"callgrind.{pid}.{dump_number}"
     for _ in range(600):
         text = dump.read_text() if dump.exists() else ""
         totals = [line for line in text.splitlines() if line.startswith(("totals:", "summary:"))]
@@ -51,7 +62,9 @@ def count(server: Process, out: Path, pair: Callable[[int], None], warmup: int, 
     raise RuntimeError(f"callgrind wrote no dump to {dump}")
 
 
-def measure_rung(kind: str, warmup: int, pairs: int) -> int:
+def measure_rung(kind: str, warmup: int, pairs: int) -> dict[str, int]:
+    """Instructions per request of ask -> tell pairs, then of reports and of heartbeats
+    (two per pair) on a trial one more worker holds."""
     with database(kind) as url, tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         with rung_server(url, prefix=callgrind(out), startup_s=STARTUP_S) as server:
@@ -67,7 +80,25 @@ def measure_rung(kind: str, warmup: int, pairs: int) -> int:
                     json={"metrics": {"val_loss": rng.random()}, **worker},
                 ).raise_for_status()
 
-            return count(server, out, pair, warmup, pairs)
+            costs = {"ask/tell": count(server, out, pair, warmup, pairs)}
+            held = {"worker_id": "reporter"}
+            trial = http.post(f"/v1/studies/{study}/ask", json=held).json()["trial"]
+            path = f"/v1/studies/{study}/trials/{trial['id']}"
+            epochs = range(trial["initial_epoch"], trial["epochs"])
+
+            def reports(i: int) -> None:
+                for epoch in (epochs[(2 * i) % len(epochs)], epochs[(2 * i + 1) % len(epochs)]):
+                    metrics = {"val_loss": rng.random(), "loss": rng.random()}
+                    body = {"epoch": epoch, "metrics": metrics, **held}
+                    http.post(f"{path}/report", json=body).raise_for_status()
+
+            def heartbeats(_i: int) -> None:
+                for _ in range(2):
+                    http.post(f"{path}/heartbeat", json=held).raise_for_status()
+
+            costs["report"] = count(server, out, reports, warmup, pairs, dump_number=2)
+            costs["heartbeat"] = count(server, out, heartbeats, warmup, pairs, dump_number=3)
+            return costs
 
 
 def measure_floor(kind: str, warmup: int, pairs: int) -> int:
@@ -97,9 +128,25 @@ def main() -> None:
     for kind in kinds:
         rung = measure_rung(kind, warmup, pairs)
         floor = measure_floor(kind, warmup, pairs)
-        rows.append([kind, f"{rung / 1e6:.2f}", f"{floor / 1e6:.2f}", f"{rung / floor:.2f}"])
+        rows.append(
+            [
+                kind,
+                f"{rung['ask/tell'] / 1e6:.2f}",
+                f"{floor / 1e6:.2f}",
+                f"{rung['ask/tell'] / floor:.2f}",
+                f"{rung['report'] / 1e6:.2f}",
+                f"{rung['heartbeat'] / 1e6:.2f}",
+            ]
+        )
         print(f"done: {kind}", file=sys.stderr, flush=True)
-    header = ["db", "Rung M instructions/request", "floor M instructions/request", "Rung/floor"]
+    header = [
+        "db",
+        "Rung M instructions/request",
+        "floor M instructions/request",
+        "Rung/floor",
+        "Rung report M",
+        "Rung heartbeat M",
+    ]
     print(table(header, rows))
 
 

@@ -70,6 +70,8 @@ def _compile(stmt: Any, dialect: Dialect) -> _Compiled:
     compiled: Any = stmt.compile(dialect=dialect)
     if compiled.literal_execute_params or compiled.post_compile_params:
         raise ValueError("a statement whose SQL changes with its parameters (IN lists)")
+    if compiled.insert_prefetch or compiled.update_prefetch:
+        raise ValueError("a statement that leaves out columns with Python-side defaults")
     if compiled.escaped_bind_names:
         raise ValueError("a statement with parameter names the driver cannot take as they are")
     params = {name: bind for bind, name in compiled.bind_names.items()}

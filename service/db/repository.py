@@ -125,12 +125,16 @@ _TRIAL_WITH_BRACKET = (
 def get_study(session: Session, study_id: int, *, with_config: bool = False) -> StudyRow | None:
     """The study row; its settings and space are loaded now only `with_config` (they are
     read lazily otherwise, which detached rows cannot do)."""
-    stmt = _STUDY_WITH_CONFIG if with_config else _STUDY
-    return session.scalars(stmt, {"study_id": study_id}).one_or_none()
+    if with_config:
+        return session.scalars(_STUDY_WITH_CONFIG, {"study_id": study_id}).one_or_none()
+    row = _first(_execute(session, _STUDY, {"study_id": study_id}))
+    return None if row is None else adopt(session, StudyRow, _STUDY_KEYS, row)
 
 
-_STUDY = select(StudyRow).where(StudyRow.id == bindparam("study_id"))
-_STUDY_WITH_CONFIG = _STUDY.options(undefer_group("config"))
+_STUDY = select(*_STUDY_COLUMNS).where(StudyRow.id == bindparam("study_id"))
+_STUDY_WITH_CONFIG = (
+    select(StudyRow).where(StudyRow.id == bindparam("study_id")).options(undefer_group("config"))
+)
 
 
 def study_by_name(session: Session, name: str) -> StudyRow | None:
@@ -203,7 +207,7 @@ def insert_trial(
     changes (row, values) to other loaded rows that hold if, and only if, the trial is
     inserted; on PostgreSQL they are written by the same statement. Only the new id comes
     back: the trial's row is built here from `fields`, as if loaded."""
-    fields = _with_defaults(fields)
+    fields = _with_defaults(TrialRow, fields)
     dialect = session.get_bind().dialect.name
     together = dialect == "postgresql" and bool(on_insert)
     params = {f"t_{key}": value for key, value in fields.items()}
@@ -257,10 +261,10 @@ def _insert_trial(
 _TRIALS = TrialRow.__table__
 
 
-def _with_defaults(fields: dict[str, Any]) -> dict[str, Any]:
-    """`fields` and the trials' Python-side column defaults of the columns it leaves out
-    (the ORM fills them in only for statements it builds itself)."""
-    missing = {key: _default(value) for key, value in _TRIAL_DEFAULTS.items() if key not in fields}
+def _with_defaults(model: Any, fields: dict[str, Any]) -> dict[str, Any]:
+    """`fields` and the model's Python-side column defaults of the columns it leaves out
+    (SQLAlchemy fills them in only for statements it executes itself)."""
+    missing = {key: _default(value) for key, value in _defaults(model).items() if key not in fields}
     return {**missing, **fields}
 
 
@@ -268,11 +272,13 @@ def _default(column_default: Any) -> Any:
     return column_default.arg(None) if column_default.is_callable else column_default.arg
 
 
-_TRIAL_DEFAULTS = {
-    attr.key: attr.columns[0].default
-    for attr in sa_inspect(TrialRow).column_attrs
-    if attr.columns[0].default is not None
-}
+@functools.cache
+def _defaults(model: Any) -> dict[str, Any]:
+    return {
+        attr.key: attr.columns[0].default
+        for attr in sa_inspect(model).column_attrs
+        if attr.columns[0].default is not None
+    }
 
 
 def is_tried(session: Session, study_id: int, values_hash: str) -> bool:
@@ -400,11 +406,12 @@ def get_trial(
     session: Session, study_id: int, number: int, *, for_update: bool = False
 ) -> TrialRow | None:
     stmt = _TRIAL_FOR_UPDATE if for_update else _TRIAL
-    return session.scalars(stmt, {"study_id": study_id, "number": number}).one_or_none()
+    row = _first(_execute(session, stmt, {"study_id": study_id, "number": number}))
+    return None if row is None else adopt(session, TrialRow, _TRIAL_KEYS, row)
 
 
 _TRIAL = (
-    select(TrialRow)
+    select(*_TRIAL_COLUMNS)
     .where(TrialRow.study_id == bindparam("study_id"), TrialRow.number == bindparam("number"))
     .execution_options(**PLAN_EACH_RUN)
 )
@@ -520,10 +527,16 @@ def epochs_trained(session: Session, study_id: int) -> tuple[int, datetime | Non
 
 def renew_lease(
     session: Session, study_id: int, number: int, worker_id: str, expires: datetime
-) -> int:
-    """Extend a running trial's lease if `worker_id` holds it; the number of rows changed."""
+) -> TrialRow | None:
+    """Extend a running trial's lease if `worker_id` holds it: the trial as the update left
+    it, or None if the worker does not hold it (one statement: UPDATE … RETURNING)."""
     params = {"s": study_id, "n": number, "w": worker_id, "expires": expires}
-    return session.execute(_RENEW_LEASE, params).rowcount  # type: ignore[attr-defined, no-any-return]
+    row = _first(_execute(session, _RENEW_LEASE, params))
+    if row is None:
+        return None
+    trial = adopt(session, TrialRow, _TRIAL_KEYS, row)
+    set_committed_value(trial, "lease_expires_at", expires)  # if the session held it already
+    return trial
 
 
 _RENEW_LEASE = (
@@ -535,7 +548,8 @@ _RENEW_LEASE = (
         TrialRow.worker_id == bindparam("w"),
     )
     .values(lease_expires_at=bindparam("expires"))
-    .execution_options(synchronize_session=False, **PLAN_EACH_RUN)
+    .returning(*_TRIAL_COLUMNS)
+    .execution_options(**PLAN_EACH_RUN)
 )
 
 
@@ -543,12 +557,23 @@ _RENEW_LEASE = (
 
 
 def upsert_metrics(session: Session, trial_id: int, epoch: int, metrics: dict[str, float]) -> None:
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(TrialMetricRow).values(trial_id=trial_id, epoch=epoch, metrics=metrics)
-    stmt = stmt.on_conflict_do_update(
+    row = {"trial_id": trial_id, "epoch": epoch, "metrics": metrics}
+    fields = _with_defaults(TrialMetricRow, row)
+    _execute(session, _upsert_metrics(session.get_bind().dialect.name, tuple(fields)), fields)
+
+
+@functools.cache
+def _upsert_metrics(dialect: str, keys: tuple[str, ...]) -> Any:
+    """INSERT INTO trial_metrics (<keys>) … ON CONFLICT (trial_id, epoch) DO UPDATE SET
+    metrics; built once."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    named = dict(zip(*columns(TrialMetricRow, keys), strict=True))
+    stmt = insert(TrialMetricRow.__table__).values(  # type: ignore[arg-type]
+        {c.name: bindparam(key, type_=c.type) for key, c in named.items()}
+    )
+    return stmt.on_conflict_do_update(
         index_elements=["trial_id", "epoch"], set_={"metrics": stmt.excluded.metrics}
     )
-    session.execute(stmt)
 
 
 def delete_metrics(session: Session, trial_id: int) -> None:

@@ -95,10 +95,11 @@ def heartbeat(ctx: Context, study_id: int, number: int, worker_id: str) -> Trial
     def work(session: Session) -> TrialRow:
         study = find_study(session, study_id)
         expires = utcnow() + ctx.lease(study)
-        if repo.renew_lease(session, study.id, number, worker_id, expires) == 0:
+        trial = repo.renew_lease(session, study.id, number, worker_id, expires)
+        if trial is None:
             check_holder(find_trial(session, study.id, number), worker_id)  # says why
             raise LeaseLost(f"trial {number} is not held by worker {worker_id!r}")
-        return find_trial(session, study.id, number)
+        return trial
 
     return shown.trial(ctx.db.transaction(work))
 

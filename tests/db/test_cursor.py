@@ -5,12 +5,12 @@ the database dropped invalidated (so that the transaction is retried on a new on
 the engine's listeners see each statement."""
 
 import pytest
-from sqlalchemy import event, select, text
+from sqlalchemy import event, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from service.db import cursor, migrate
 from service.db import repository as repo
-from service.db.models import TrialRow
+from service.db.models import TrialMetricRow, TrialRow
 from service.db.transactions import Database, is_retryable
 
 from .test_constraints import seed_rows
@@ -66,9 +66,18 @@ def test_a_constraint_violation_is_sqlalchemys_integrity_error(db):
     assert len(statements) == 1 and statements[0].startswith("INSERT INTO trials")
 
 
-def test_a_statement_whose_sql_depends_on_its_parameters_is_refused(db):
-    stmt = select(TrialRow.id).where(TrialRow.number.in_([1, 2]))
-    with db.read() as s, pytest.raises(ValueError, match="IN lists"):
+@pytest.mark.parametrize(
+    "stmt, why",
+    [
+        (select(TrialRow.id).where(TrialRow.number.in_([1, 2])), "IN lists"),
+        (  # created_at's default is computed in Python, by SQLAlchemy's execution
+            insert(TrialMetricRow.__table__).values(trial_id=1, epoch=0, metrics={}),
+            "Python-side defaults",
+        ),
+    ],
+)
+def test_what_the_cursor_cannot_run_as_sqlalchemy_would_is_refused(db, stmt, why):
+    with db.read() as s, pytest.raises(ValueError, match=why):
         cursor.execute(s.connection(), stmt, {})
 
 

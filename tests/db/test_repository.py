@@ -1,6 +1,8 @@
 """The repository's writes that go past the ORM: a new trial with the counters it moves
 (which move only when the trial is inserted), and rows changed through `change`."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm.decl_base import _declarative_constructor
@@ -193,3 +195,21 @@ def test_a_promotion_reads_its_parent_once(db):
         trials.tell(ctx, study_id, int(answer.trial.id), tell)
     reads_of_trials = [s for s in statements if s.lstrip().startswith("SELECT") and "trials" in s]
     assert len(reads_of_trials) == 2, statements  # the worker's held trial, the best promotable
+
+
+def test_renewing_a_lease_answers_the_trial_as_the_update_left_it(db):
+    """A heartbeat is one UPDATE … RETURNING: the trial comes back with its new lease, also
+    when the session had loaded it before; a worker that does not hold it gets None."""
+    study_id, bracket_id = seed_rows(db)
+    with db.write() as s:
+        repo.insert_trial(s, fields(study_id, bracket_id, 0, "h"))  # running, held by w0
+    later = datetime.now(UTC) + timedelta(hours=1)
+    with db.write() as s:
+        held = repo.get_trial(s, study_id, 0)
+        assert held is not None and held.lease_expires_at is None
+        assert repo.renew_lease(s, study_id, 0, "someone-else", later) is None
+        renewed = repo.renew_lease(s, study_id, 0, "w0", later)
+        assert renewed is held and renewed.lease_expires_at == later
+    with db.read() as s:
+        stored = repo.get_trial(s, study_id, 0)
+        assert stored is not None and stored.lease_expires_at == later
