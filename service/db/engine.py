@@ -22,7 +22,8 @@ from sqlalchemy import Engine, create_engine, event
 # through the (study_id, values_hash) index, filtering all the study's trials by number:
 # tells slowed down as the study grew. Marked (in `repository`): the look-ups that such a
 # plan could turn into a scan of the whole study (a trial by number; the open brackets).
-# The hook below runs them so through SQLAlchemy, `cursor.execute` on the DBAPI cursor.
+# `_plan_each_run` below runs them so through SQLAlchemy; `cursor.execute` does the same
+# for those it runs on the DBAPI cursor.
 PLAN_EACH_RUN_OPTION = "rung_plan_each_run"
 PLAN_EACH_RUN = {PLAN_EACH_RUN_OPTION: True}
 

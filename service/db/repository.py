@@ -38,6 +38,14 @@ def _first(rows: Sequence[Any]) -> Any:
     return rows[0] if rows else None
 
 
+def _read_row(
+    session: Session, stmt: Any, params: dict[str, Any], model: Any, keys: Sequence[str]
+) -> Any:
+    """The object of the first row `stmt` reads (columns `keys` of `model`), or None."""
+    row = _first(_execute(session, stmt, params))
+    return None if row is None else adopt(session, model, keys, row)
+
+
 # -- studies ------------------------------------------------------------------------------
 
 
@@ -47,15 +55,16 @@ def lock_study(session: Session, study_id: int) -> StudyRow | None:
     transaction: work that shares it (group commit) gets the same row again."""
     locked: dict[int, StudyRow | None] = session.info.setdefault("locked_studies", {})
     if study_id not in locked:
-        row = _first(_execute(session, _LOCK_STUDY, {"study_id": study_id}))
-        locked[study_id] = None if row is None else adopt(session, StudyRow, _STUDY_KEYS, row)
+        params = {"study_id": study_id}
+        locked[study_id] = _read_row(session, _LOCK_STUDY, params, StudyRow, _STUDY_KEYS)
     return locked[study_id]
 
 
 # The hot path's statements are built once; each call only binds its parameters. They read
 # columns, not ORM entities, and `adopt` makes the rows' objects.
 _STUDY_KEYS, _STUDY_COLUMNS = columns(StudyRow)
-_LOCK_STUDY = select(*_STUDY_COLUMNS).where(StudyRow.id == bindparam("study_id")).with_for_update()
+_STUDY = select(*_STUDY_COLUMNS).where(StudyRow.id == bindparam("study_id"))
+_LOCK_STUDY = _STUDY.with_for_update()
 
 
 # Read what a decision needs in statements *after* the one that locks the study. In READ
@@ -127,11 +136,9 @@ def get_study(session: Session, study_id: int, *, with_config: bool = False) -> 
     read lazily otherwise, which detached rows cannot do)."""
     if with_config:
         return session.scalars(_STUDY_WITH_CONFIG, {"study_id": study_id}).one_or_none()
-    row = _first(_execute(session, _STUDY, {"study_id": study_id}))
-    return None if row is None else adopt(session, StudyRow, _STUDY_KEYS, row)
+    return _read_row(session, _STUDY, {"study_id": study_id}, StudyRow, _STUDY_KEYS)
 
 
-_STUDY = select(*_STUDY_COLUMNS).where(StudyRow.id == bindparam("study_id"))
 _STUDY_WITH_CONFIG = (
     select(StudyRow).where(StudyRow.id == bindparam("study_id")).options(undefer_group("config"))
 )
@@ -308,8 +315,8 @@ _HAS_RUNNING = (
 def best_promotable(session: Session, bracket_id: int, round: int) -> TrialRow | None:
     """The best completed trial of a round not yet promoted; ties go to the earliest. Only
     what a promotion copies is read (the rest is filled in if read later in the session)."""
-    row = _first(_execute(session, _BEST_PROMOTABLE, {"bracket_id": bracket_id, "round": round}))
-    return None if row is None else adopt(session, TrialRow, _PROMOTED_KEYS, row)
+    params = {"bracket_id": bracket_id, "round": round}
+    return _read_row(session, _BEST_PROMOTABLE, params, TrialRow, _PROMOTED_KEYS)
 
 
 _PROMOTED_KEYS, _PROMOTED_COLUMNS = columns(TrialRow, ("id", "number", "values", "score_key"))
@@ -406,8 +413,8 @@ def get_trial(
     session: Session, study_id: int, number: int, *, for_update: bool = False
 ) -> TrialRow | None:
     stmt = _TRIAL_FOR_UPDATE if for_update else _TRIAL
-    row = _first(_execute(session, stmt, {"study_id": study_id, "number": number}))
-    return None if row is None else adopt(session, TrialRow, _TRIAL_KEYS, row)
+    params = {"study_id": study_id, "number": number}
+    return _read_row(session, stmt, params, TrialRow, _TRIAL_KEYS)
 
 
 _TRIAL = (
@@ -531,10 +538,9 @@ def renew_lease(
     """Extend a running trial's lease if `worker_id` holds it: the trial as the update left
     it, or None if the worker does not hold it (one statement: UPDATE … RETURNING)."""
     params = {"s": study_id, "n": number, "w": worker_id, "expires": expires}
-    row = _first(_execute(session, _RENEW_LEASE, params))
-    if row is None:
+    trial = _read_row(session, _RENEW_LEASE, params, TrialRow, _TRIAL_KEYS)
+    if trial is None:
         return None
-    trial = adopt(session, TrialRow, _TRIAL_KEYS, row)
     set_committed_value(trial, "lease_expires_at", expires)  # if the session held it already
     return trial
 
