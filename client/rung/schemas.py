@@ -31,6 +31,11 @@ from pydantic import (
 from .space import HyperParameter, SearchSpace, SpaceError, from_dict
 
 MAX_NAME = 200
+# A study's seed at most; a study created without one draws it from 1 … MAX_SEED. (Keras
+# Tuner draws from 1 … 10,000, where two unseeded studies can sample the same
+# configurations, about one pair in ten for a few hundred trials of five hyperparameters:
+# draw k of seed s uses the states s + k·(its hyperparameters) on.)
+MAX_SEED = 2**31 - 1
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
 Number = StrictInt | StrictFloat
 
@@ -128,8 +133,8 @@ class StudyOptions(_Model):
     hyperband_iterations: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
         1, description="how many times to run all brackets; null runs them without end"
     )
-    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = Field(
-        None, description="sampler seed; null picks one at random (it is then reported)"
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] | None = Field(
+        None, description="sampler seed; null draws one from 1 … 2³¹ − 1 (it is then reported)"
     )
     max_retries_per_trial: Annotated[int, Field(ge=0, le=100)] = 0
     max_consecutive_failed_trials: Annotated[int, Field(ge=1, le=1_000_000)] = 3

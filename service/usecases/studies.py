@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rung.schemas import (
+    MAX_SEED,
     BestPoint,
     BestSoFar,
     Study,
@@ -53,7 +54,7 @@ def create_study(ctx: Context, body: StudyCreate) -> tuple[Study, bool]:
                     details={"study_id": str(existing.id), "differences": differences},
                 )
             return existing, False
-        seed = body.seed if body.seed is not None else random.randint(1, 10_000)
+        seed = body.seed if body.seed is not None else random.randint(1, MAX_SEED)
         study = StudyRow(
             name=body.name,
             settings=settings,

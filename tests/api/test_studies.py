@@ -137,7 +137,7 @@ def test_resume_of_a_done_study_is_409_and_unknown_studies_are_404(client):
 
 def test_defaults_and_a_random_seed(client):
     study = create(client, seed=None, max_epochs=100)
-    assert 1 <= study["seed"] <= 10_000
+    assert 1 <= study["seed"] <= 2**31 - 1
     settings = study["settings"]
     assert (settings["factor"], settings["hyperband_iterations"]) == (3, 1)
     assert settings["max_retries_per_trial"] == 0
@@ -145,6 +145,16 @@ def test_defaults_and_a_random_seed(client):
     assert settings["max_collisions"] == 20
     assert settings["tune_new_entries"] and settings["allow_new_entries"]
     assert (settings["scheduler"], settings["sampler"]) == ("hyperband", "random")
+
+
+def test_studies_without_a_seed_draw_theirs_from_a_wide_range(client):
+    """Keras Tuner draws a missing seed from 1 … 10,000, and the draws of seeds s and
+    s + k·(the space's size) are the same configurations shifted by k: two unseeded studies
+    would often repeat each other's. Rung draws from 1 … 2³¹ − 1 (three draws all at most
+    10,000 there: about 1e-16)."""
+    seeds = [create(client, name=f"unseeded-{i}", seed=None)["seed"] for i in range(3)]
+    assert all(1 <= seed <= 2**31 - 1 for seed in seeds)
+    assert max(seeds) > 10_000
 
 
 def test_the_search_options_are_settings_the_study_shows(client):
