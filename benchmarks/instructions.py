@@ -34,25 +34,18 @@ def callgrind(out: Path) -> tuple[str, ...]:
     return ("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/callgrind.%p")
 
 
-def count(
-    server: Process,
-    out: Path,
-    pair: Callable[[int], None],
-    warmup: int,
-    pairs: int,
-    dump_number: int = 1,
-) -> int:
+def count(server: Process, out: Path, pair: Callable[[int], None], warmup: int, pairs: int) -> int:
     """Instructions per request over `pairs` pairs of requests (ask -> tell), after
-    `warmup` pairs; `dump_number`: how many times the server's counts have been dumped,
-    this one included."""
+    `warmup` pairs."""
     for i in range(warmup):
         pair(i)
     pid = str(server.process.pid)
     subprocess.run(["callgrind_control", "-z", pid], check=True, capture_output=True)
     for i in range(pairs):
         pair(warmup + i)
+    dumped = len(list(out.glob(f"callgrind.{pid}.*")))  # by the counts before this one
     subprocess.run(["callgrind_control", "-d", pid], check=True, capture_output=True)
-    dump = out / f"callgrind.{pid}.{dump_number}"
+    dump = out / f"callgrind.{pid}.{dumped + 1}"
     for _ in range(600):
         text = dump.read_text() if dump.exists() else ""
         totals = [line for line in text.splitlines() if line.startswith(("totals:", "summary:"))]
@@ -96,8 +89,8 @@ def measure_rung(kind: str, warmup: int, pairs: int) -> dict[str, int]:
                 for _ in range(2):
                     http.post(f"{path}/heartbeat", json=held).raise_for_status()
 
-            costs["report"] = count(server, out, reports, warmup, pairs, dump_number=2)
-            costs["heartbeat"] = count(server, out, heartbeats, warmup, pairs, dump_number=3)
+            costs["report"] = count(server, out, reports, warmup, pairs)
+            costs["heartbeat"] = count(server, out, heartbeats, warmup, pairs)
             return costs
 
 
