@@ -3,6 +3,7 @@ shares the next one (group commit), each unit seeing the ones before it; an erro
 with the unit that raised it. And rows changed through `changes.change` are written."""
 
 import threading
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import select
@@ -65,18 +66,30 @@ def call_while_held(db, study_id, calls):
             results[i] = exc
 
     threads = [threading.Thread(target=call, args=(i,)) for i in range(len(calls))]
-    queue = db.join_study_queue(study_id)
-    try:
-        with queue.turn:
-            for i, thread in enumerate(threads):
-                thread.start()
-                while len(queue.jobs) < i + 1:  # queued in this order
-                    threading.Event().wait(0.001)
-    finally:
-        db.leave_study_queue(study_id, queue)
+    with study_held(db, study_id) as queue:
+        for i, thread in enumerate(threads):
+            thread.start()
+            while len(queue.jobs) < i + 1:  # queued in this order
+                threading.Event().wait(0.001)
     for thread in threads:
         thread.join(timeout=30)
     return results
+
+
+@contextmanager
+def study_held(db, study_id):
+    """The study's queue, as if one of its transactions were running until the block ends:
+    work on the study queues meanwhile."""
+    queue = db.join_study_queue(study_id)
+    try:
+        with queue.changed:
+            queue.running = True
+        yield queue
+    finally:
+        with queue.changed:
+            queue.running = False
+            queue.changed.notify_all()
+        db.leave_study_queue(study_id, queue)
 
 
 def test_queued_work_shares_one_transaction_in_arrival_order(db):
@@ -86,6 +99,56 @@ def test_queued_work_shares_one_transaction_in_arrival_order(db):
     assert results == [0, 1, 2, 3, 4]  # each saw the ones before it
     assert len({session for session, _ in log}) == 1  # one transaction for all five
     assert counter(db, study_id) == 5
+
+
+def test_work_returns_when_its_transaction_commits_not_after_the_next_one(db):
+    """Five units share one transaction; while it runs, one more arrives, and its own
+    transaction blocks. The five callers return without waiting for that one to end. (They
+    used to wait for the study's lock, which the next transaction's thread may take first:
+    this caught it in about one run of six, so the scenario runs a few times.)"""
+    study_id, _ = seed_rows(db)
+    for round in range(4):
+        release, started = threading.Event(), threading.Event()
+        late: list[object] = []
+
+        def slow(session, started=started, release=release):
+            repo.lock_study(session, study_id)
+            started.set()
+            assert release.wait(30)
+            return "late"
+
+        def arrive_during_the_batch(session, late=late, slow=slow):
+            repo.lock_study(session, study_id)
+            threading.Thread(
+                target=lambda: late.append(db.transaction(slow, study=study_id))
+            ).start()
+            while not db._queues[study_id].jobs:  # queued behind this transaction
+                threading.Event().wait(0.001)
+            return "first"
+
+        works = [bump_count(study_id, []) for _ in range(4)] + [arrive_during_the_batch]
+        callers = [
+            threading.Thread(target=db.transaction, args=(work,), kwargs={"study": study_id})
+            for work in works
+        ]
+        with study_held(db, study_id) as queue:
+            for i, caller in enumerate(callers):
+                caller.start()
+                while len(queue.jobs) < i + 1:
+                    threading.Event().wait(0.001)
+        try:
+            assert started.wait(30)  # the late unit's transaction is running
+            for caller in callers:
+                caller.join(timeout=3)
+            assert not any(caller.is_alive() for caller in callers)
+        finally:
+            release.set()
+        for _ in range(3000):
+            if late:
+                break
+            threading.Event().wait(0.01)
+        assert late == ["late"]
+        assert counter(db, study_id) == 4 * (round + 1)
 
 
 def test_an_error_stays_with_the_work_that_raised_it(db):
