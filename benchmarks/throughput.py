@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import httpx
 
 from benchmarks.common import (
+    Connection,
     Latencies,
     database,
     parser,
@@ -71,57 +72,56 @@ async def measure_rung(
     url: str, workers: int, seconds: float, studies: int = 1
 ) -> tuple[float, Latencies]:
     """Pairs/s of `workers` workers, worker i on study i % `studies`."""
-    limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
         # Creating is idempotent: a study loaded beforehand (benchmarks/growth.py) is reused.
         ids = [
             (await http.post("/v1/studies", json={**STUDY, "name": study_name(i)})).json()["id"]
             for i in range(studies)
         ]
 
-        async def loop(worker: int, deadline: float, lat: Latencies) -> int:
-            rng, done, name = random.Random(worker), 0, f"w{worker}"
-            study = ids[worker % studies]
+    async def loop(worker: int, deadline: float, lat: Latencies) -> int:
+        rng, done, name = random.Random(worker), 0, f"w{worker}"
+        study = ids[worker % studies]
+        http = await Connection.open(url)
+        try:
             while time.perf_counter() < deadline:
                 t0 = time.perf_counter()
-                answer = (
-                    await http.post(f"/v1/studies/{study}/ask", json={"worker_id": name})
-                ).json()
+                answer = await http.post(f"/v1/studies/{study}/ask", {"worker_id": name})
                 lat.add("ask", time.perf_counter() - t0)
                 if answer["status"] != "run":
                     raise RuntimeError(f"unexpected answer {answer}")
                 t1 = time.perf_counter()
-                told = await http.post(
+                await http.post(
                     f"/v1/studies/{study}/trials/{answer['trial']['id']}/tell",
-                    json={"metrics": {"val_loss": rng.random()}, "worker_id": name},
+                    {"metrics": {"val_loss": rng.random()}, "worker_id": name},
                 )
-                told.raise_for_status()
                 lat.add("tell", time.perf_counter() - t1)
                 done += 1
-            return done
+        finally:
+            await http.close()
+        return done
 
-        return await run_clients(workers, seconds, loop)
+    return await run_clients(workers, seconds, loop)
 
 
 async def measure_floor(url: str, workers: int, seconds: float) -> tuple[float, Latencies]:
-    limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
-
-        async def loop(worker: int, deadline: float, lat: Latencies) -> int:
-            rng, done = random.Random(worker), 0
+    async def loop(worker: int, deadline: float, lat: Latencies) -> int:
+        rng, done = random.Random(worker), 0
+        http = await Connection.open(url)
+        try:
             while time.perf_counter() < deadline:
                 t0 = time.perf_counter()
-                trial = (await http.post("/ask", json={"worker_id": f"w{worker}"})).json()
+                trial = await http.post("/ask", {"worker_id": f"w{worker}"})
                 lat.add("ask", time.perf_counter() - t0)
                 t1 = time.perf_counter()
-                (
-                    await http.post(f"/tell/{trial['id']}", json={"score": rng.random()})
-                ).raise_for_status()
+                await http.post(f"/tell/{trial['id']}", {"score": rng.random()})
                 lat.add("tell", time.perf_counter() - t1)
                 done += 1
-            return done
+        finally:
+            await http.close()
+        return done
 
-        return await run_clients(workers, seconds, loop)
+    return await run_clients(workers, seconds, loop)
 
 
 OPTUNA_LOOPS = {
