@@ -108,47 +108,29 @@ def test_work_returns_when_its_transaction_commits_not_after_the_next_one(db):
     this caught it in about one run of six, so the scenario runs a few times.)"""
     study_id, _ = seed_rows(db)
     for round in range(4):
-        release, started = threading.Event(), threading.Event()
-        late: list[object] = []
+        release = threading.Event()
 
-        def slow(session, started=started, release=release):
+        def slow(session, release=release):
             repo.lock_study(session, study_id)
-            started.set()
-            assert release.wait(30)
+            release.wait(600)  # longer than `call_while_held` waits for all the callers
             return "late"
 
-        def arrive_during_the_batch(session, late=late, slow=slow):
+        late = threading.Thread(target=db.transaction, args=(slow,), kwargs={"study": study_id})
+
+        def arrive_during_the_batch(session, late=late):
             repo.lock_study(session, study_id)
-            threading.Thread(
-                target=lambda: late.append(db.transaction(slow, study=study_id))
-            ).start()
+            late.start()
             while not db._queues[study_id].jobs:  # queued behind this transaction
                 threading.Event().wait(0.001)
             return "first"
 
         works = [bump_count(study_id, []) for _ in range(4)] + [arrive_during_the_batch]
-        callers = [
-            threading.Thread(target=db.transaction, args=(work,), kwargs={"study": study_id})
-            for work in works
-        ]
-        with study_held(db, study_id) as queue:
-            for i, caller in enumerate(callers):
-                caller.start()
-                while len(queue.jobs) < i + 1:
-                    threading.Event().wait(0.001)
         try:
-            assert started.wait(30)  # the late unit's transaction is running
-            for caller in callers:
-                caller.join(timeout=3)
-            assert not any(caller.is_alive() for caller in callers)
+            results = run_while_held(db, study_id, works)
         finally:
             release.set()
-        for _ in range(3000):
-            if late:
-                break
-            threading.Event().wait(0.01)
-        assert late == ["late"]
-        assert counter(db, study_id) == 4 * (round + 1)
+            late.join(timeout=30)
+        assert results == [4 * round + i for i in range(4)] + ["first"]
 
 
 def test_an_error_stays_with_the_work_that_raised_it(db):
